@@ -1,0 +1,1 @@
+"""Backbones: frozen-graph import, .npy-built networks, the registry of known graphs."""

@@ -1,0 +1,68 @@
+"""One way to get a backbone, by file or by name, and to get it back later.
+
+Every backbone object has `card` (a GraphCard), `sha256` (of its graph or
+weight file), `path`, and `build(images, name)` which adds it to the default
+graph fed by a float image batch and returns the bottleneck batch [N, D].
+"""
+import os
+
+from tfgraft.graphs import registry
+from tfgraft.graphs.errors import GraftError
+from tfgraft.graphs.frozen import load_frozen_backbone
+
+NPY_NETWORKS = ('alexnet', 'vgg16')
+
+
+def load_backbone(graph=None, backbone=None, weights=None, layer=None, allow_ops=(),
+                  input_tensor=None, bottleneck_tensor=None, input_size=None,
+                  input_range=None):
+    """A frozen graph (`graph` path) or an .npy-built network (`backbone` + `weights`)."""
+    if backbone in NPY_NETWORKS:
+        if not weights:
+            raise GraftError('--backbone %s needs --weights (an .npy or .npz weight file)' % backbone)
+        from tfgraft.graphs.npy_backbone import load_npy_backbone
+        return load_npy_backbone(backbone, weights, layer)
+    if not graph:
+        if backbone:
+            registry.get_card(backbone)   # an unknown name gets the list of known ones
+            raise GraftError('--backbone %s is a frozen graph: give its file with --graph' % backbone)
+        raise GraftError('give a frozen graph with --graph, or --backbone alexnet|vgg16 with --weights')
+    card = None
+    if input_tensor or bottleneck_tensor:
+        flags = dict(input_tensor=input_tensor, bottleneck_tensor=bottleneck_tensor,
+                     input_size=input_size, input_range=input_range)
+        from tfgraft.graphs.frozen import card_from_flags, load_graph_def
+        graph_def = load_graph_def(graph, allow_ops)
+        card = card_from_flags(graph_def, name=os.path.splitext(os.path.basename(graph))[0], **flags)
+    elif backbone:
+        card = registry.get_card(backbone)
+    return load_frozen_backbone(graph, allow_ops, card=card, input_tensor=input_tensor,
+                                bottleneck_tensor=bottleneck_tensor, input_size=input_size,
+                                input_range=input_range)
+
+
+def describe(backbone):
+    """What a manifest or params.json records to find the backbone again."""
+    return {
+        'card': backbone.card.to_dict(),
+        'sha256': backbone.sha256,
+        'path': os.path.abspath(backbone.path),
+        'layer': getattr(backbone, 'layer', None),
+    }
+
+
+def load_described(description, allow_ops=()):
+    """Load the backbone a manifest or params.json describes, checking its sha256."""
+    card = registry.GraphCard.from_dict(description['card'])
+    path = description['path']
+    if not os.path.isfile(path):
+        raise GraftError('the backbone file this was built with is gone: %s' % path)
+    if card.network:
+        from tfgraft.graphs.npy_backbone import load_npy_backbone
+        loaded = load_npy_backbone(card.network, path, description.get('layer'))
+    else:
+        loaded = load_frozen_backbone(path, allow_ops, card=card)
+    if loaded.sha256 != description['sha256']:
+        raise GraftError('%s has changed since it was used (sha256 %s..., expected %s...)'
+                         % (path, loaded.sha256[:12], description['sha256'][:12]))
+    return loaded

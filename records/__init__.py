@@ -1,0 +1,1 @@
+"""Images to bottleneck records: listing and splits, schema, writers, readers."""

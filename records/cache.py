@@ -1,0 +1,114 @@
+"""What a re-run reuses: image hashes by file stat, bottlenecks by image hash.
+
+Bottlenecks are cached by (image sha256, graph sha256, preprocessing and
+bottleneck tensor): a re-run computes only new or changed images. Vectors go
+to small chunk files, each written atomically as it fills, so a killed run
+keeps all but its last unfinished chunk and the next run resumes from there.
+"""
+import glob
+import hashlib
+import io
+import os
+import uuid
+
+import numpy as np
+
+from tfgraft.records.atomic import atomic_write, atomic_write_json, read_json
+
+CACHE_DIR_NAME = '.cache'
+CHUNK_SIZE = 256
+
+
+def cache_root(bottleneck_dir):
+    return os.path.join(bottleneck_dir, CACHE_DIR_NAME)
+
+
+def file_sha256(path, chunk_size=1 << 20):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class FileHashes:
+    """sha256 of image files, remembered by (size, mtime) so re-runs do not re-read them."""
+
+    def __init__(self, bottleneck_dir):
+        self.path = os.path.join(cache_root(bottleneck_dir), 'file_hashes.json')
+        self.known = read_json(self.path, {}) or {}
+        self.seen = {}
+
+    def sha256(self, path, key):
+        stat = os.stat(path)
+        stamp = [stat.st_size, stat.st_mtime_ns]
+        entry = self.known.get(key)
+        if entry and entry[:2] == stamp:
+            digest = entry[2]
+        else:
+            digest = file_sha256(path)
+        self.seen[key] = stamp + [digest]
+        return digest
+
+    def save(self):
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        atomic_write_json(self.path, self.seen)
+
+
+class BottleneckCache:
+    """Vectors of one backbone and preprocessing, keyed by image sha256."""
+
+    def __init__(self, bottleneck_dir, graph_sha256, backbone_key):
+        key = hashlib.sha256((graph_sha256 + '\n' + backbone_key).encode('utf-8')).hexdigest()
+        self.folder = os.path.join(cache_root(bottleneck_dir), 'vectors-' + key[:16])
+        self.vectors = {}
+        self.pending = {}
+
+    def load(self):
+        """Read every finished chunk; an unreadable chunk is dropped (its images recomputed)."""
+        for path in sorted(glob.glob(os.path.join(self.folder, 'chunk-*.npz'))):
+            try:
+                with np.load(path, allow_pickle=False) as chunk:
+                    hashes, vectors = chunk['sha256'], chunk['vectors']
+            except (OSError, ValueError, KeyError):
+                os.unlink(path)
+                continue
+            for digest, vector in zip(hashes, vectors):
+                self.vectors[str(digest)] = vector
+        return self.vectors
+
+    def add(self, digest, vector):
+        self.vectors[digest] = vector
+        self.pending[digest] = vector
+        if len(self.pending) >= CHUNK_SIZE:
+            self.flush()
+
+    def flush(self):
+        if not self.pending:
+            return
+        self._write_chunk(self.pending)
+        self.pending = {}
+
+    def _write_chunk(self, vectors):
+        os.makedirs(self.folder, exist_ok=True)
+        hashes = np.array(sorted(vectors))
+        stacked = np.stack([vectors[d] for d in hashes]).astype(np.float32)
+        buffer = io.BytesIO()
+        np.savez(buffer, sha256=hashes, vectors=stacked)
+        path = os.path.join(self.folder, 'chunk-%s.npz' % uuid.uuid4().hex)
+        atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
+        return path
+
+    def compact(self, keep):
+        """Keep only the vectors of images still listed, in one chunk; drop the rest."""
+        self.flush()
+        old = glob.glob(os.path.join(self.folder, 'chunk-*.npz'))
+        kept = {d: self.vectors[d] for d in keep if d in self.vectors}
+        if len(old) <= 1 and len(kept) == len(self.vectors):
+            return
+        new = self._write_chunk(kept) if kept else None
+        for path in old:
+            if path != new:
+                os.unlink(path)
+        self.vectors = kept
+

@@ -1,0 +1,197 @@
+"""Images -> bottleneck records, the first half of the main job.
+
+Every image is checked (header only), hashed, and looked up in the cache; the
+ones not seen before go through one tf.compat.v1 session fed by a parallel
+tf.data pipeline (read, decode, resize, scale; batched, prefetched) into the
+backbone. Records, labels.txt and manifest.json are then written as one
+commit. A re-run with nothing new does no TensorFlow work at all.
+"""
+import hashlib
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from tfgraft.graphs.factory import describe
+from tfgraft.graphs.preprocessing import preprocess_image
+from tfgraft.records import schema
+from tfgraft.records.atomic import atomic_write_json, read_json
+from tfgraft.records.cache import BottleneckCache, FileHashes
+from tfgraft.records.decode import load_rgb
+from tfgraft.records.image_check import DEFAULT_MAX_PIXELS, SkipImage, inspect_image
+from tfgraft.records.listing import list_images
+from tfgraft.records.writer import MANIFEST_NAME, finish_interrupted_commit, write_records
+
+tf1 = tf.compat.v1
+
+
+def tool_version():
+    try:
+        from importlib.metadata import version
+        return version('tfgraft')
+    except Exception:  # running from a source tree that was never installed
+        return 'unknown'
+
+
+def warn(message):
+    print('tfgraft: warning: %s' % message, file=sys.stderr)
+
+
+def backbone_key(card):
+    return card.preprocessing_key() + '\n' + card.batch_bottleneck_tensor
+
+
+def compute_bottlenecks(paths, backbone, batch_size, on_vector, progress=True):
+    """Run the backbone over image files; on_vector(index, vector) for each one done.
+
+    Files that fail to decode are dropped from the stream; the caller sees
+    them as indices never reported.
+    """
+    card = backbone.card
+    graph = tf.Graph()
+    with graph.as_default():
+        def load(index, path):
+            return index, preprocess_image(load_rgb(path), card)
+
+        dataset = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), paths))
+        dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        dataset = dataset.ignore_errors().batch(batch_size).prefetch(2)
+        indices, images = tf1.data.make_one_shot_iterator(dataset).get_next()
+        bottlenecks = backbone.build(images)
+    bar = tf.keras.utils.Progbar(len(paths), unit_name='image', stateful_metrics=['images/s']) \
+        if progress else None
+    started, done = time.time(), 0
+    with tf1.Session(graph=graph) as sess:
+        while True:
+            try:
+                batch_indices, batch_vectors = sess.run([indices, bottlenecks])
+            except tf.errors.OutOfRangeError:
+                break
+            for index, vector in zip(batch_indices, batch_vectors):
+                on_vector(int(index), vector)
+            done += len(batch_indices)
+            if bar:
+                bar.update(done, [('images/s', done / max(time.time() - started, 1e-9))])
+    if bar and done < len(paths):
+        bar.update(len(paths), [('images/s', done / max(time.time() - started, 1e-9))])
+
+
+def _check_and_hash(listing, hashes, max_pixels):
+    """(usable entries with their sha256, skipped files with reasons)."""
+    usable, skipped = [], list(listing.skipped)
+    for entry in listing.entries:
+        path = os.path.join(listing.image_dir, entry.path)
+        try:
+            inspect_image(path, max_pixels)
+            digest = hashes.sha256(path, entry.path)
+        except SkipImage as error:
+            skipped.append({'image_path': entry.path, 'reason': str(error)})
+            continue
+        except OSError as error:
+            skipped.append({'image_path': entry.path, 'reason': 'unreadable: %s' % error.strerror})
+            continue
+        usable.append((entry, digest))
+    return usable, skipped
+
+
+def _fingerprint(listing, usable, skipped, backbone):
+    content = {
+        'schema': schema.SCHEMA_VERSION, 'graph': backbone.sha256,
+        'backbone': backbone_key(backbone.card), 'classes': listing.classes,
+        'images': [[e.path, d, e.label, e.split] for e, d in usable],
+        'skipped': skipped,
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode('utf-8')).hexdigest()
+
+
+def _manifest(listing, usable, skipped, backbone, fingerprint):
+    splits = {}
+    for split in schema.SPLITS:
+        per_class = {name: 0 for name in listing.classes}
+        for entry, _ in usable:
+            if entry.split == split:
+                per_class[listing.classes[entry.label]] += 1
+        splits[split] = {'count': sum(per_class.values()), 'per_class': per_class, 'shards': []}
+    return {
+        'schema_version': schema.SCHEMA_VERSION,
+        'tool_version': tool_version(),
+        'bottleneck_size': backbone.card.bottleneck_size,
+        'classes': listing.classes,
+        'graph': describe(backbone),
+        'preprocessing': backbone.card.preprocessing_key(),
+        'splits': splits,
+        'skipped': skipped,
+        'image_dir': listing.image_dir,
+        'split_rule': listing.split_rule,
+        'fingerprint': fingerprint,
+    }
+
+
+def write_bottlenecks(image_dir, backbone, bottleneck_dir, batch_size=32,
+                      validation_percentage=10, testing_percentage=10, max_pixels=None,
+                      skip_empty_classes=False, progress=True):
+    """Write bottleneck records for every image below image_dir; returns the manifest."""
+    listing = list_images(image_dir, validation_percentage, testing_percentage, skip_empty_classes)
+    os.makedirs(bottleneck_dir, exist_ok=True)
+    finish_interrupted_commit(bottleneck_dir)
+    hashes = FileHashes(bottleneck_dir)
+    usable, skipped = _check_and_hash(listing, hashes, max_pixels or DEFAULT_MAX_PIXELS)
+
+    cache = BottleneckCache(bottleneck_dir, backbone.sha256, backbone_key(backbone.card))
+    vectors = cache.load()
+    failed_path = os.path.join(cache.folder, 'failed.json')
+    failed = read_json(failed_path, {}) or {}
+    todo = {}
+    for entry, digest in usable:
+        if digest not in vectors and digest not in failed and digest not in todo:
+            todo[digest] = os.path.join(listing.image_dir, entry.path)
+
+    if todo:
+        digests, paths = list(todo), list(todo.values())
+        if progress:
+            print('computing %d bottlenecks (%d cached) with %s'
+                  % (len(todo), len(usable) - len(todo), backbone.card.name), file=sys.stderr)
+        try:
+            compute_bottlenecks(paths, backbone, batch_size,
+                                lambda i, vector: cache.add(digests[i], vector), progress)
+        finally:
+            cache.flush()
+        for digest in digests:
+            if digest not in cache.vectors:
+                failed[digest] = 'could not be decoded'
+        os.makedirs(cache.folder, exist_ok=True)
+        atomic_write_json(failed_path, failed)
+
+    kept = []
+    for entry, digest in usable:
+        if digest in failed:
+            skipped.append({'image_path': entry.path, 'reason': failed[digest]})
+        else:
+            kept.append((entry, digest))
+    for item in skipped:
+        warn('skipped %s: %s' % (item['image_path'], item['reason']))
+
+    fingerprint = _fingerprint(listing, kept, skipped, backbone)
+    previous = read_json(os.path.join(bottleneck_dir, MANIFEST_NAME))
+    if previous and previous.get('fingerprint') == fingerprint:
+        hashes.save()
+        if progress:
+            print('bottleneck records are up to date in %s' % bottleneck_dir, file=sys.stderr)
+        return previous
+
+    manifest = _manifest(listing, kept, skipped, backbone, fingerprint)
+    examples = {split: [] for split in schema.SPLITS}
+    for entry, digest in kept:
+        examples[entry.split].append(schema.make_example(
+            cache.vectors[digest], entry.label, listing.classes[entry.label], entry.path, digest))
+    write_records(bottleneck_dir, examples, listing.classes, manifest)
+    cache.compact({digest for _, digest in kept})
+    hashes.save()
+    if progress:
+        counts = ', '.join('%s %d' % (s, manifest['splits'][s]['count']) for s in schema.SPLITS)
+        print('wrote bottleneck records to %s (%s; %d skipped)'
+              % (bottleneck_dir, counts, len(skipped)), file=sys.stderr)
+    return manifest

@@ -1,0 +1,1 @@
+"""Command-line mains: `tfgraft <command>` and `python tools/<command>.py`."""

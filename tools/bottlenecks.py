@@ -1,0 +1,77 @@
+"""Compute bottleneck vectors for a folder of labelled photos and write TFRecord files.
+
+One class per subfolder of --image_dir. With train/ validation/ test/
+subfolders those are the splits; otherwise each file's split comes from a
+stable hash of its name (--validation_percentage, --testing_percentage).
+Re-runs compute only new or changed images; an interrupted run resumes.
+
+examples:
+  tfgraft bottlenecks --image_dir flower_photos --graph mobilenet_v1_0.25_128/frozen_graph.pb \\
+      --bottleneck_dir /tmp/bottlenecks
+  tfgraft bottlenecks --image_dir photos --backbone vgg16 --weights vgg16.npz --layer relu6 \\
+      --bottleneck_dir /tmp/vgg_codes
+"""
+HELP = 'images -> bottleneck TFRecord files (cached, resumable)'
+
+
+def add_backbone_arguments(parser):
+    group = parser.add_argument_group('backbone')
+    group.add_argument('--graph', help='frozen GraphDef (.pb) to use as the backbone')
+    group.add_argument('--backbone', help='backbone name: alexnet or vgg16 (with --weights), '
+                       'or a known frozen graph\'s card name (with --graph)')
+    group.add_argument('--weights', help='.npy or .npz weight file for --backbone alexnet|vgg16')
+    group.add_argument('--layer', help='bottleneck layer of an .npy-built backbone (e.g. relu6)')
+    group.add_argument('--input_tensor', help='for an unknown graph: the float image input tensor')
+    group.add_argument('--bottleneck_tensor', help='for an unknown graph: the bottleneck tensor')
+    group.add_argument('--input_size', type=int, help='for an unknown graph: input height = width')
+    group.add_argument('--input_range', type=float, nargs=2, metavar=('LOW', 'HIGH'),
+                       help='for an unknown graph: values of pixels 0 and 255 (default -1 1)')
+    group.add_argument('--allow_op', action='append', default=[], metavar='OP',
+                       help='allow one more op type in the graph (repeatable; it runs!)')
+
+
+def backbone_from_args(args):
+    from tfgraft.graphs.factory import load_backbone
+    return load_backbone(graph=args.graph, backbone=args.backbone, weights=args.weights,
+                         layer=args.layer, allow_ops=args.allow_op,
+                         input_tensor=args.input_tensor, bottleneck_tensor=args.bottleneck_tensor,
+                         input_size=args.input_size, input_range=args.input_range)
+
+
+def add_split_arguments(parser):
+    parser.add_argument('--validation_percentage', type=float, default=10,
+                        help='percent of images for validation when the folder has no '
+                             'split subfolders (default 10)')
+    parser.add_argument('--testing_percentage', type=float, default=10,
+                        help='percent of images for test (default 10)')
+    parser.add_argument('--max_pixels', type=int, default=None,
+                        help='refuse images whose header declares more pixels (default 90 MP)')
+    parser.add_argument('--skip_empty_classes', action='store_true',
+                        help='leave out class folders with no images instead of stopping')
+
+
+def add_arguments(parser):
+    parser.add_argument('--image_dir', required=True, help='folder of class subfolders of images')
+    parser.add_argument('--bottleneck_dir', required=True, help='where the records go')
+    parser.add_argument('--batch_size', type=int, default=32, help='images per backbone run')
+    add_split_arguments(parser)
+    add_backbone_arguments(parser)
+
+
+def run(args):
+    from tfgraft.graphs.errors import GraftError
+    from tfgraft.records.extract import write_bottlenecks
+    if args.batch_size < 1:
+        raise GraftError('--batch_size must be at least 1')
+    backbone = backbone_from_args(args)
+    write_bottlenecks(args.image_dir, backbone, args.bottleneck_dir, batch_size=args.batch_size,
+                      validation_percentage=args.validation_percentage,
+                      testing_percentage=args.testing_percentage, max_pixels=args.max_pixels,
+                      skip_empty_classes=args.skip_empty_classes)
+    return 0
+
+
+if __name__ == '__main__':
+    import sys
+    from tfgraft.tools.cli import run_tool
+    sys.exit(run_tool('bottlenecks'))

@@ -1,0 +1,85 @@
+"""`tfgraft <command>`: one console script over the tools/ modules.
+
+Each tools/<command>.py module has a docstring (its description), HELP (one
+line), add_arguments(parser) and run(args) -> exit code, and imports
+TensorFlow only inside run() so that --help is instant.
+"""
+import argparse
+import importlib
+import os
+import sys
+
+COMMANDS = (
+    'bottlenecks',
+    'standin',
+    'verify',
+)
+
+
+def _quiet_tensorflow():
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+    os.environ.setdefault('ABSL_MIN_LOG_LEVEL', '3')
+
+
+def _add_command(subparsers, name):
+    module = importlib.import_module('tfgraft.tools.' + name)
+    parser = subparsers.add_parser(
+        name, help=module.HELP, description=module.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
+    parser.set_defaults(run=module.run)
+
+
+def _one_line(error):
+    text = str(error).strip() or type(error).__name__
+    return ' '.join(text.split('\n')[0].split())
+
+
+def guarded(run, args):
+    """Run a command; bad input and refused files end in one line, not a traceback."""
+    _quiet_tensorflow()
+    from tfgraft.graphs.errors import GraftError
+    try:
+        return run(args) or 0
+    except GraftError as error:
+        print('tfgraft: error: %s' % _one_line(error), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print('tfgraft: interrupted; finished work is kept, run again to resume', file=sys.stderr)
+        return 130
+    except OSError as error:
+        where = ' (%s)' % error.filename if getattr(error, 'filename', None) else ''
+        print('tfgraft: error: %s%s' % (error.strerror or _one_line(error), where), file=sys.stderr)
+        return 1
+    except Exception as error:  # a bug or a TensorFlow failure: still one line
+        if os.environ.get('TFGRAFT_DEBUG'):
+            raise
+        print('tfgraft: error: %s: %s (set TFGRAFT_DEBUG=1 for the traceback)'
+              % (type(error).__name__, _one_line(error)), file=sys.stderr)
+        return 1
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog='tfgraft', description='Transfer learning on images with TensorFlow 1-style graphs.')
+    subparsers = parser.add_subparsers(dest='command', metavar='command')
+    subparsers.required = True
+    for name in COMMANDS:
+        _add_command(subparsers, name)
+    args = parser.parse_args(argv)
+    return guarded(args.run, args)
+
+
+def run_tool(module_name, argv=None):
+    """Entry point for `python tools/<command>.py`."""
+    module = importlib.import_module('tfgraft.tools.' + module_name)
+    parser = argparse.ArgumentParser(
+        prog=module_name + '.py', description=module.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv)
+    return guarded(module.run, args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
