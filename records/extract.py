@@ -21,7 +21,8 @@ from tfgraft.records import schema
 from tfgraft.records.atomic import atomic_write_json, read_json
 from tfgraft.records.cache import BottleneckCache, FileHashes
 from tfgraft.records.decode import load_rgb
-from tfgraft.records.image_check import DEFAULT_MAX_PIXELS, SkipImage, inspect_image
+from tfgraft.records.image_check import (DEFAULT_MAX_PIXELS, SkipImage, fallback_decode,
+                                          inspect_image)
 from tfgraft.records.listing import list_images
 from tfgraft.records.writer import MANIFEST_NAME, finish_interrupted_commit, write_records
 
@@ -44,20 +45,40 @@ def backbone_key(card):
     return card.preprocessing_key() + '\n' + card.batch_bottleneck_tensor
 
 
-def compute_bottlenecks(paths, backbone, batch_size, on_vector, progress=True):
+def _image_dataset(paths, fallback, card):
+    """(index, preprocessed image) for every file: TensorFlow decodes all but the
+    `fallback` indices, which scikit-image decodes (formats TF gets wrong)."""
+    decoded_by_tf = [i for i in range(len(paths)) if i not in fallback]
+
+    def load(index, path):
+        return index, preprocess_image(load_rgb(path), card)
+
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (np.array(decoded_by_tf, np.int64), np.array([paths[i] for i in decoded_by_tf], object)))
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    if fallback:
+        def decode_in_python():
+            for index in sorted(fallback):
+                try:
+                    yield index, fallback_decode(paths[index])
+                except SkipImage:
+                    continue
+
+        others = tf.data.Dataset.from_generator(decode_in_python, output_signature=(
+            tf.TensorSpec([], tf.int64), tf.TensorSpec([None, None, 3], tf.uint8)))
+        dataset = dataset.concatenate(others.map(lambda i, image: (i, preprocess_image(image, card))))
+    return dataset
+
+
+def compute_bottlenecks(paths, backbone, batch_size, on_vector, progress=True, fallback=()):
     """Run the backbone over image files; on_vector(index, vector) for each one done.
 
     Files that fail to decode are dropped from the stream; the caller sees
     them as indices never reported.
     """
-    card = backbone.card
     graph = tf.Graph()
     with graph.as_default():
-        def load(index, path):
-            return index, preprocess_image(load_rgb(path), card)
-
-        dataset = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), paths))
-        dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        dataset = _image_dataset(paths, set(fallback), backbone.card)
         dataset = dataset.ignore_errors().batch(batch_size).prefetch(2)
         indices, images = tf1.data.make_one_shot_iterator(dataset).get_next()
         bottlenecks = backbone.build(images)
@@ -80,12 +101,16 @@ def compute_bottlenecks(paths, backbone, batch_size, on_vector, progress=True):
 
 
 def _check_and_hash(listing, hashes, max_pixels):
-    """(usable entries with their sha256, skipped files with reasons)."""
-    usable, skipped = [], list(listing.skipped)
-    for entry in listing.entries:
+    """(usable [(entry, sha256, needs_fallback)], skipped [{image_path, reason}]).
+
+    Byte-identical copies are used once (the first path in sorted order), so
+    the same photo never sits in two splits or two classes.
+    """
+    usable, skipped, first_path = [], list(listing.skipped), {}
+    for entry in sorted(listing.entries, key=lambda e: e.path):
         path = os.path.join(listing.image_dir, entry.path)
         try:
-            inspect_image(path, max_pixels)
+            info = inspect_image(path, max_pixels)
             digest = hashes.sha256(path, entry.path)
         except SkipImage as error:
             skipped.append({'image_path': entry.path, 'reason': str(error)})
@@ -93,7 +118,13 @@ def _check_and_hash(listing, hashes, max_pixels):
         except OSError as error:
             skipped.append({'image_path': entry.path, 'reason': 'unreadable: %s' % error.strerror})
             continue
-        usable.append((entry, digest))
+        if digest in first_path:
+            skipped.append({'image_path': entry.path, 'reason': 'duplicate of %s' % first_path[digest]})
+            continue
+        first_path[digest] = entry.path
+        usable.append((entry, digest, info.needs_fallback))
+    order = {entry: i for i, entry in enumerate(listing.entries)}
+    usable.sort(key=lambda item: order[item[0]])
     return usable, skipped
 
 
@@ -144,9 +175,11 @@ def write_bottlenecks(image_dir, backbone, bottleneck_dir, batch_size=32,
     vectors = cache.load()
     failed_path = os.path.join(cache.folder, 'failed.json')
     failed = read_json(failed_path, {}) or {}
-    todo = {}
-    for entry, digest in usable:
-        if digest not in vectors and digest not in failed and digest not in todo:
+    todo, fallback = {}, set()
+    for entry, digest, needs_fallback in usable:
+        if digest not in vectors and digest not in failed:
+            if needs_fallback:
+                fallback.add(len(todo))
             todo[digest] = os.path.join(listing.image_dir, entry.path)
 
     if todo:
@@ -156,7 +189,7 @@ def write_bottlenecks(image_dir, backbone, bottleneck_dir, batch_size=32,
                   % (len(todo), len(usable) - len(todo), backbone.card.name), file=sys.stderr)
         try:
             compute_bottlenecks(paths, backbone, batch_size,
-                                lambda i, vector: cache.add(digests[i], vector), progress)
+                                lambda i, vector: cache.add(digests[i], vector), progress, fallback)
         finally:
             cache.flush()
         for digest in digests:
@@ -166,7 +199,7 @@ def write_bottlenecks(image_dir, backbone, bottleneck_dir, batch_size=32,
         atomic_write_json(failed_path, failed)
 
     kept = []
-    for entry, digest in usable:
+    for entry, digest, _ in usable:
         if digest in failed:
             skipped.append({'image_path': entry.path, 'reason': failed[digest]})
         else:

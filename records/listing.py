@@ -12,10 +12,10 @@ import os
 import re
 
 from tfgraft.graphs.errors import GraftError
+from tfgraft.records.image_check import is_candidate_file
 
 SPLIT_FOLDERS = ('train', 'validation', 'test')
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.gif', '.bmp', '.webp')
-IGNORED_NAMES = ('thumbs.db', 'desktop.ini', '.ds_store')
 MAX_NUM_IMAGES_PER_CLASS = 2 ** 27 - 1
 
 
@@ -47,24 +47,20 @@ def hash_split(file_name, validation_percentage, testing_percentage):
     return 'train'
 
 
-def _is_listed(name):
-    return not name.startswith('.') and name.lower() not in IGNORED_NAMES
-
-
 def _files_below(folder):
     """Relative paths of the files below `folder`, sorted; links to folders not followed."""
     found = []
     for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if _is_listed(d))
+        dirs[:] = sorted(d for d in dirs if is_candidate_file(d))
         for name in files:
-            if _is_listed(name):
+            if is_candidate_file(name):
                 found.append(os.path.relpath(os.path.join(root, name), folder))
     return sorted(found)
 
 
 def _subfolders(folder):
     return sorted(name for name in os.listdir(folder)
-                  if _is_listed(name) and os.path.isdir(os.path.join(folder, name)))
+                  if is_candidate_file(name) and os.path.isdir(os.path.join(folder, name)))
 
 
 def list_image_files(folder):

@@ -36,6 +36,8 @@ def read_manifest(bottleneck_dir):
             manifest = json.load(handle)
     except (OSError, ValueError) as error:
         raise GraftError('cannot read %s: %s' % (path, error)) from None
+    if not isinstance(manifest, dict):
+        raise GraftError('%s is not a tfgraft manifest' % path)
     if manifest.get('schema_version') != schema.SCHEMA_VERSION:
         raise GraftError('%s has record schema version %r; this tfgraft reads version %d'
                          % (path, manifest.get('schema_version'), schema.SCHEMA_VERSION))
