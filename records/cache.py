@@ -13,6 +13,7 @@ import uuid
 
 import numpy as np
 
+from tfgraft.graphs.frozen import sha256_file
 from tfgraft.records.atomic import atomic_write, atomic_write_json, read_json
 
 CACHE_DIR_NAME = '.cache'
@@ -21,14 +22,6 @@ CHUNK_SIZE = 256
 
 def cache_root(bottleneck_dir):
     return os.path.join(bottleneck_dir, CACHE_DIR_NAME)
-
-
-def file_sha256(path, chunk_size=1 << 20):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class FileHashes:
@@ -46,7 +39,7 @@ class FileHashes:
         if entry and entry[:2] == stamp:
             digest = entry[2]
         else:
-            digest = file_sha256(path)
+            digest = sha256_file(path)
         self.seen[key] = stamp + [digest]
         return digest
 

@@ -13,6 +13,13 @@ COMMANDS = (
     'bottlenecks',
     'standin',
     'verify',
+    'train',
+    'evaluate',
+    'predict',
+    'export',
+    'retrain',
+    'convert',
+    'demo',
 )
 
 
@@ -40,6 +47,8 @@ def guarded(run, args):
     _quiet_tensorflow()
     from tfgraft.graphs.errors import GraftError
     try:
+        import tensorflow as tf
+        tf.get_logger().setLevel('ERROR')    # deprecation notices are not the user's business
         return run(args) or 0
     except GraftError as error:
         print('tfgraft: error: %s' % _one_line(error), file=sys.stderr)

@@ -1,0 +1,108 @@
+"""Backbones built from .npy/.npz weight dicts: AlexNet and VGG16.
+
+`load_npy_backbone('vgg16', 'vgg16.npy', 'relu6')` reads the weights safely,
+checks them against the architecture up to the chosen layer, and gives an
+object like the frozen-graph backbones: `card`, `sha256`, `path`, `layer`,
+`build(images, name)`. Default layers: alexnet relu7 (fc7 after its ReLU, the
+4096-d DeCAF-style features), vgg16 relu6 (the VGG tutorial's 4096-d codes).
+Any layer name of the network's table can be asked for (pool5, fc7, ...);
+the vector is that layer's output flattened.
+"""
+import collections
+import dataclasses
+import math
+import os
+
+import tensorflow as tf
+
+from tfgraft.graphs import alexnet, registry, vgg16
+from tfgraft.graphs.errors import GraftError
+from tfgraft.graphs.frozen import sha256_file
+from tfgraft.graphs.npy_weights import check_weights, layer_shapes, layers_up_to, load_weights
+from tfgraft.graphs.safety import check_graph_ops
+
+tf1 = tf.compat.v1
+
+Network = collections.namedtuple('Network', 'builder layer_table input_size')
+
+NETWORKS = {
+    'alexnet': Network(alexnet.alexnet, alexnet.layer_table, alexnet.INPUT_SIZE),
+    'vgg16': Network(vgg16.vgg16, vgg16.layer_table, vgg16.INPUT_SIZE),
+}
+
+
+def get_network(name):
+    if name not in NETWORKS:
+        raise GraftError('unknown .npy network %r; known: %s' % (name, ', '.join(sorted(NETWORKS))))
+    return NETWORKS[name]
+
+
+def width_divisor_of(network, weights):
+    """How many times narrower than the real network the weights are (1 for the real files)."""
+    first = get_network(network).layer_table()[0]
+    if first.name not in weights or weights[first.name][0].ndim != 4:
+        return 1
+    depth = weights[first.name][0].shape[-1]
+    return first.depth // depth if depth and first.depth % depth == 0 else 1
+
+
+class NpyBackbone:
+    """A network built from a weight dict, read at one layer."""
+
+    def __init__(self, network, weights, card, sha256, path, layer, width_divisor=1):
+        self.network = network
+        self.weights = weights
+        self.card = card
+        self.sha256 = sha256
+        self.path = path
+        self.layer = layer
+        self.width_divisor = width_divisor
+
+    def _end_points(self, images, scope):
+        _, end_points = get_network(self.network).builder(
+            images, self.weights, last_layer=self.layer, width_divisor=self.width_divisor,
+            scope=scope)
+        return end_points
+
+    def build(self, images, name='backbone'):
+        """Add the network fed by `images` (preprocessed per the card); returns [N, D]."""
+        output = self._end_points(images, name)[self.layer]
+        return tf.reshape(output, [-1, self.card.bottleneck_size], name=name + '_bottleneck')
+
+    def write_frozen_graph(self, graph_path):
+        """Write a frozen GraphDef ('input' -> the layer) and its sidecar card; returns the card."""
+        from tfgraft.graphs.frozen import write_card_file
+        height, width = self.card.input_size
+        graph = tf.Graph()
+        with graph.as_default():
+            images = tf1.placeholder(tf.float32, [None, height, width, 3], name='input')
+            tf.identity(self._end_points(images, self.network)[self.layer], name=self.layer)
+        graph_def = graph.as_graph_def()
+        check_graph_ops(graph_def, source=graph_path)
+        card = dataclasses.replace(
+            self.card, name=os.path.splitext(os.path.basename(graph_path))[0],
+            input_tensor='input:0', bottleneck_tensor=self.layer + ':0', network='')
+        partial = graph_path + '.partial'
+        with open(partial, 'wb') as handle:
+            handle.write(graph_def.SerializeToString())
+        os.replace(partial, graph_path)
+        write_card_file(card, graph_path)
+        return card
+
+
+def load_npy_backbone(network, weights_path, layer=None):
+    """Load and check `network`'s weights for reading `layer` (default: the card's)."""
+    spec = get_network(network)
+    card = registry.get_card(network)
+    layer = layer or card.bottleneck_tensor
+    weights = load_weights(weights_path)
+    width_divisor = width_divisor_of(network, weights)
+    num_classes = weights['fc8'][1].shape[0] if 'fc8' in weights else 1000
+    table = layers_up_to(network, spec.layer_table(num_classes, width_divisor), layer)
+    outputs, shapes = layer_shapes(network, table, (spec.input_size, spec.input_size, 3))
+    check_weights(network, weights, shapes)
+    card = dataclasses.replace(card, bottleneck_tensor=layer,
+                               bottleneck_size=math.prod(outputs[layer]))
+    weights = {name: weights[name] for name in shapes}   # the layers after `layer` are not kept
+    return NpyBackbone(network, weights, card, sha256_file(weights_path), weights_path, layer,
+                       width_divisor)

@@ -1,0 +1,85 @@
+"""Score a trained model_dir on one split of bottleneck records.
+
+Prints the accuracy and each class's precision and recall, and writes
+report.json (accuracy, per-class figures, confusion matrix, misclassified
+images) and confusion.png (rows: true class, columns: predicted, in
+labels.txt order) to --output_dir.
+
+example:
+  tfgraft evaluate --model_dir /tmp/model --bottleneck_dir /tmp/bottlenecks --split test
+"""
+HELP = 'accuracy, per-class precision/recall and confusion matrix of a model_dir'
+
+
+def add_arguments(parser):
+    parser.add_argument('--model_dir', required=True, help='a model_dir from `tfgraft train`')
+    parser.add_argument('--bottleneck_dir', required=True, help='records of the same graph and classes')
+    parser.add_argument('--split', default='test', choices=('train', 'validation', 'test'),
+                        help='which records to score (default test)')
+    parser.add_argument('--output_dir', help='where report.json and confusion.png go '
+                        '(default: <model_dir>/eval_<split>)')
+    parser.add_argument('--print_misclassified_test_images', action='store_true',
+                        help='list every misclassified image')
+
+
+def evaluate_model(model_dir, bottleneck_dir, split, output_dir=None):
+    """The report dict; also written as JSON and PNG."""
+    import os
+    import numpy as np
+    from tfgraft.engine import model_dir as model_dirs
+    from tfgraft.engine.confusion_image import write_confusion_png
+    from tfgraft.engine.estimator import Estimator
+    from tfgraft.engine.heads import model_fn
+    from tfgraft.engine.inputs import arrays_input_fn
+    from tfgraft.engine.metrics import evaluation_report
+    from tfgraft.graphs.errors import GraftError
+    from tfgraft.records import reader
+    from tfgraft.records.atomic import atomic_write_json
+    params = model_dirs.read_params(model_dir)
+    manifest = reader.read_manifest(bottleneck_dir)
+    model_dirs.check_records_match(params, manifest, model_dir, bottleneck_dir)
+    estimator = Estimator(model_fn, model_dir, params)
+    checkpoint = estimator.latest_checkpoint()
+    data = reader.load_split(bottleneck_dir, split, manifest)
+    if not len(data['labels']):
+        raise GraftError('%s: the %s split holds no records; choose another --split'
+                         % (bottleneck_dir, split))
+    predictions = estimator.predict(arrays_input_fn(data['bottlenecks'], data['labels']), checkpoint)
+    probabilities = np.stack([row['probabilities'] for row in predictions])
+    report = evaluation_report(data['labels'], probabilities, params['classes'],
+                               data['image_paths'], split)
+    report['checkpoint'] = os.path.basename(checkpoint)
+    output_dir = output_dir or os.path.join(model_dir, 'eval_' + split)
+    os.makedirs(output_dir, exist_ok=True)
+    atomic_write_json(os.path.join(output_dir, 'report.json'), report)
+    write_confusion_png(report['confusion_matrix'], os.path.join(output_dir, 'confusion.png'))
+    report['output_dir'] = output_dir
+    return report
+
+
+def print_report(report, misclassified=False):
+    print('%s accuracy = %.1f%% (N=%d, %s)' % (report['split'].capitalize(), report['accuracy'] * 100,
+                                            report['count'], report['checkpoint']))
+    width = max(len(row['class']) for row in report['per_class'])
+    print('%-*s  precision  recall  count' % (width, 'class'))
+    for row in report['per_class']:
+        print('%-*s  %9.3f  %6.3f  %5d' % (width, row['class'], row['precision'], row['recall'],
+                                          row['count']))
+    if misclassified:
+        print('=== MISCLASSIFIED IMAGES ===')
+        for item in report['misclassified']:
+            print('%s  true: %s  predicted: %s (%.3f)' % (item['image_path'], item['true'],
+                                                          item['predicted'], item['score']))
+    print('report.json and confusion.png written to %s' % report['output_dir'])
+
+
+def run(args):
+    report = evaluate_model(args.model_dir, args.bottleneck_dir, args.split, args.output_dir)
+    print_report(report, args.print_misclassified_test_images)
+    return 0
+
+
+if __name__ == '__main__':
+    import sys
+    from tfgraft.tools.cli import run_tool
+    sys.exit(run_tool('evaluate'))
