@@ -164,3 +164,17 @@ def test_duplicates_missing_stray_and_manifest_fields(tmp_path, small_shards):
 
 def test_no_manifest(tmp_path):
     assert only(verify_records(str(tmp_path)), 'no manifest.json')
+
+
+def test_train_refuses_a_corrupt_shard(tmp_path, capsys):
+    out = write_dir(tmp_path / 'records', sound_records())
+    shard = os.path.join(out, 'train-00000-of-00001.tfrecord')
+    data = bytearray(open(shard, 'rb').read())
+    data[len(data) // 2] ^= 0xFF
+    open(shard, 'wb').write(bytes(data))
+    code = main(['train', '--bottleneck_dir', out, '--model_dir', str(tmp_path / 'model'),
+                     '--how_many_training_steps', '10'])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0
+    assert err[-1].startswith('tfgraft: error: ') and 'train-00000-of-00001.tfrecord' in err[-1]
+    assert not os.path.exists(tmp_path / 'model' / 'checkpoint')

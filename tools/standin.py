@@ -5,21 +5,44 @@ shapes, with random weights: the real loading code runs on it unchanged.
 
 examples:
   tfgraft standin inception_v3 --output tensorflow_inception_graph.pb
+  tfgraft standin alexnet --output bvlc_alexnet.npy
+  tfgraft standin vgg16 --output vgg16.npy --width_divisor 8
 """
 HELP = 'write a random-weight stand-in with a real network\'s names and shapes'
 
-KINDS = ('inception_v3',)
+KINDS = ('inception_v3', 'alexnet', 'vgg16')
 
 
 def add_arguments(parser):
     parser.add_argument('kind', choices=KINDS, help='which network to imitate')
     parser.add_argument('--output', required=True, help='file to write')
     parser.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
+    parser.add_argument('--width_divisor', type=int, default=1,
+                        help='alexnet, vgg16: narrow every layer by this factor (default 1)')
+
+
+def write_npy_standin(network, path, seed, width_divisor):
+    """The real files' format: a pickled {layer: [weights, biases]} dict (.npz if so named)."""
+    import numpy as np
+    from tfgraft.graphs.npy_standin import standin_weights
+    from tfgraft.graphs.npy_weights import save_weights
+    weights = standin_weights(network, width_divisor=width_divisor, seed=seed)
+    if path.endswith('.npz'):
+        save_weights(weights, path)
+    else:
+        with open(path, 'wb') as handle:
+            np.save(handle, {name: list(pair) for name, pair in weights.items()}, allow_pickle=True)
 
 
 def run(args):
+    from tfgraft.graphs.errors import GraftError
     from tfgraft.graphs.standin import write_inception_standin
-    write_inception_standin(args.output, args.seed)
+    if args.width_divisor < 1:
+        raise GraftError('--width_divisor must be at least 1')
+    if args.kind == 'inception_v3':
+        write_inception_standin(args.output, args.seed)
+    else:
+        write_npy_standin(args.kind, args.output, args.seed, args.width_divisor)
     print('wrote %s stand-in to %s' % (args.kind, args.output))
     return 0
 
