@@ -18,7 +18,6 @@ from tfgraft.engine import model_dir as model_dirs
 from tfgraft.engine.estimator import ModeKeys
 from tfgraft.engine.heads import model_fn
 from tfgraft.graphs.errors import GraftError
-from tfgraft.graphs.factory import load_described
 from tfgraft.graphs.preprocessing import preprocess_image
 from tfgraft.records.atomic import atomic_write_bytes, atomic_write_json
 from tfgraft.records.decode import decode_rgb
@@ -82,7 +81,8 @@ def export_frozen_graph(model_dir, output_graph, output_labels=None,
         checkpoint = tf1.train.latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None
         if checkpoint is None:
             raise GraftError('%s holds no checkpoint; run `tfgraft train` first' % model_dir)
-    backbone = load_described(params['graph'])
+    from tfgraft.engine.finetune import restored_backbone   # fine-tuned layers folded in
+    backbone = restored_backbone(params, checkpoint)
     with tf.Graph().as_default() as graph:
         output = build_serving_graph(backbone, params, final_tensor_name)
         saver = tf1.train.Saver()

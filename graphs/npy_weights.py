@@ -338,7 +338,7 @@ def _layer_parameters(layer, shapes, weights, train_layers, skip_layers):
                 tf1.get_variable('biases', shapes[1], initializer=tf1.zeros_initializer()))
     arrays = weights[layer.name]
     if layer.name in train_layers:
-        return tuple(tf1.get_variable(part, initializer=tf.constant(array))
+        return tuple(tf1.get_variable(part, initializer=array)
                      for part, array in zip(PARTS, arrays))
     return tuple(tf.constant(array, name=part) for part, array in zip(PARTS, arrays))
 

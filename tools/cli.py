@@ -20,6 +20,7 @@ COMMANDS = (
     'retrain',
     'convert',
     'demo',
+    'finetune',
 )
 
 

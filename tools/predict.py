@@ -56,8 +56,12 @@ def predict_images(model_dir, paths, batch_size=16):
     estimator = Estimator(model_fn, model_dir, params)
     checkpoint = estimator.latest_checkpoint()
     files = image_files(paths)
-    backbone = load_described(params['graph'])
-    rows = estimator.predict(images_input_fn(files, backbone, batch_size), checkpoint)
+    if params.get('fine_tune'):      # backbone layers trained by `tfgraft finetune`
+        from tfgraft.engine.finetune import predict_rows
+        rows = predict_rows(model_dir, params, checkpoint, files, batch_size)
+    else:
+        backbone = load_described(params['graph'])
+        rows = estimator.predict(images_input_fn(files, backbone, batch_size), checkpoint)
     return params, [(path, row['probabilities']) for path, row in zip(files, rows)]
 
 

@@ -1,0 +1,308 @@
+"""Fine-tune deeper layers of a backbone on the Estimator: images -> backbone -> head.
+
+Two kinds of model_dir, told apart by params['fine_tune']['kind']:
+
+  frozen  a frozen graph's layers from K on (graphs/unfreeze.py) under the
+          head `tfgraft train` grafted (heads.py, same variable names). Stage 1
+          is that head trained on cached bottlenecks; stage 2 (here) restores
+          the head from stage 1's checkpoint, starts the backbone variables
+          from the graph's constants, and trains both with a new optimizer.
+  npy     AlexNet / VGG16 from a weight dict as kratzert's finetune_alexnet:
+          fc8 re-initialised for the new classes, --train_layers variables,
+          every other layer constant. fc8 is the head: final_result = softmax(fc8).
+
+params.json gains
+    fine_tune: {kind, fine_tune_at (frozen) | network, train_layers (npy),
+                stages: [{stage, start_step, optimizer, learning_rate}, ...]}
+and `restored_backbone` gives predict/export the backbone with its trained values.
+"""
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tfgraft.engine import heads, optimizers
+from tfgraft.engine.augment import augment
+from tfgraft.engine.estimator import EstimatorSpec, ModeKeys
+from tfgraft.engine.inputs import Inputs
+from tfgraft.graphs.errors import GraftError
+from tfgraft.graphs.factory import load_described
+from tfgraft.graphs.preprocessing import preprocess_image
+from tfgraft.records.decode import load_rgb
+
+tf1 = tf.compat.v1
+
+NPY_HEAD_LAYER = 'fc8'
+NPY_KEEP_PROB = 0.5          # dropout in fc6/fc7 while training, as kratzert's finetune.py
+
+
+def image_input_fn(paths, labels, card, batch_size, training, augmentation=None, seed=0):
+    """Images decoded, preprocessed (and augmented) in tf.data; features {'image': [N, h, w, 3]}.
+
+    training: shuffled endless batches. Otherwise every image in one batch, repeated
+    (the Estimator's validation runs one batch), and `batches` = 1.
+    """
+    paths, labels = list(paths), np.asarray(labels, np.int64)
+
+    def load(path, label):
+        image = preprocess_image(load_rgb(path), card)
+        if augmentation:
+            image = augment(image, augmentation, card)
+        return image, label
+
+    def input_fn():
+        dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
+        if training:
+            dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()
+            dataset = dataset.map(load, num_parallel_calls=2).batch(batch_size, drop_remainder=True)
+        else:
+            dataset = dataset.map(load).batch(batch_size or len(paths)).repeat()
+        iterator = tf1.data.make_one_shot_iterator(dataset.prefetch(2))
+
+        def next_batch():
+            images, truth = iterator.get_next()
+            return {'image': images}, truth
+        batches = None if training else -(-len(paths) // (batch_size or len(paths)))
+        return Inputs(next_batch, batches, [])
+    return input_fn
+
+
+def _frozen_bottlenecks(images, params):
+    from tfgraft.graphs.unfreeze import UnfrozenBackbone
+    backbone = UnfrozenBackbone(load_described(params['graph']),
+                                fine_tune_at=params['fine_tune']['fine_tune_at'])
+    return backbone.build(images, 'backbone')
+
+
+def _npy_logits(images, params, training):
+    from tfgraft.graphs.npy_backbone import get_network
+    backbone = load_described(params['graph'])
+    tuned = params['fine_tune']
+    train_layers = [name for name in tuned['train_layers'] if name != NPY_HEAD_LAYER]
+    logits, _ = get_network(tuned['network']).builder(
+        images, backbone.weights, num_classes=len(params['classes']),
+        keep_prob=NPY_KEEP_PROB if training else 1.0, train_layers=train_layers,
+        skip_layers=(NPY_HEAD_LAYER,), width_divisor=backbone.width_divisor, scope=tuned['network'])
+    return logits
+
+
+def _npy_spec(logits, labels, mode, params):
+    """kratzert's finetune.py: softmax cross-entropy on fc8, one optimizer over the trained layers."""
+    probabilities = tf.nn.softmax(logits, name='final_result')
+    class_ids = tf.argmax(probabilities, axis=1)
+    predictions = {'probabilities': probabilities, 'class_id': class_ids}
+    if mode == ModeKeys.PREDICT:
+        return EstimatorSpec(mode, predictions=predictions)
+    one_hot = tf.one_hot(labels, len(params['classes']))
+    loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=one_hot, logits=logits),
+                          name='cross_entropy')
+    accuracy = tf.reduce_mean(tf.cast(tf.equal(class_ids, labels), tf.float32), name='accuracy')
+    if mode == ModeKeys.EVAL:
+        return EstimatorSpec(mode, predictions=predictions, loss=loss,
+                             eval_metrics={'loss': loss, 'accuracy': accuracy})
+    rate = optimizers.learning_rate(params['learning_rate'], tf1.train.get_global_step())
+    train_op = optimizers.make_optimizer(params['optimizer'], rate).minimize(
+        loss, global_step=tf1.train.get_global_step())
+    return EstimatorSpec(mode, predictions=predictions, loss=loss, train_op=train_op,
+                         train_scalars={'loss': loss, 'accuracy': accuracy, 'learning_rate': rate})
+
+
+def model_fn(features, labels, mode, params):
+    """The Estimator model_fn of a fine-tuned model: features {'image': preprocessed batch}."""
+    if params['fine_tune']['kind'] == 'npy':
+        logits = _npy_logits(features['image'], params, mode == ModeKeys.TRAIN)
+        return _npy_spec(logits, labels, mode, params)
+    bottlenecks = _frozen_bottlenecks(features['image'], params)
+    return heads.model_fn({'bottleneck': bottlenecks}, labels, mode, params)
+
+
+def warm_start(estimator, input_fn):
+    """Write a first checkpoint for a new stage: what the latest checkpoint holds of
+    the model's trainable variables (and the global step) restored, the rest (backbone
+    variables from the constants, fc8, the new optimizer's slots) initialised.
+
+    Returns the global step it starts at.
+    """
+    previous = tf1.train.latest_checkpoint(estimator.model_dir) if os.path.isdir(estimator.model_dir) else None
+    saved = tf.train.load_checkpoint(previous).get_variable_to_shape_map() if previous else {}
+    with tf.Graph().as_default():
+        global_step = tf1.train.get_or_create_global_step()
+        estimator._call_model_fn(input_fn(), ModeKeys.TRAIN)
+        wanted = tf1.trainable_variables() + [global_step]
+        restored = [v for v in wanted if v.op.name in saved
+                    and saved[v.op.name] == v.shape.as_list()]
+        with tf1.Session() as session:
+            session.run(tf1.global_variables_initializer())
+            if restored:
+                tf1.train.Saver(restored).restore(session, previous)
+            tf1.train.Saver().save(session, os.path.join(estimator.model_dir, 'model.ckpt'),
+                                   global_step=global_step)
+            return int(session.run(global_step)), [v.op.name for v in restored]
+
+
+def predict_rows(model_dir, params, checkpoint, paths, batch_size=16):
+    """{'probabilities', 'class_id'} per image file of a fine-tuned model_dir, restored from checkpoint."""
+    from tfgraft.engine.estimator import Estimator
+    card = load_described(params['graph']).card
+    inputs = image_input_fn(paths, [0] * len(paths), card, batch_size, False)
+    return Estimator(model_fn, model_dir, params).predict(inputs, checkpoint)
+
+
+def restored_backbone(params, checkpoint):
+    """The model's backbone with fine-tuned values from `checkpoint` (frozen graphs), for
+    predict/export; a model_dir not fine-tuned gets its backbone as described."""
+    backbone = load_described(params['graph'])
+    tuned = params.get('fine_tune')
+    if not tuned:
+        return backbone
+    if tuned['kind'] != 'frozen':
+        raise GraftError('this model_dir is a fine-tuned %s whose fc8 is the head; it cannot be '
+                         'exported as backbone + head yet (`tfgraft predict` reads it)' % tuned['network'])
+    from tfgraft.graphs.frozen import FrozenGraphBackbone
+    from tfgraft.graphs.unfreeze import checkpoint_values, fold_to_frozen
+    values = checkpoint_values(checkpoint, backbone.graph_def)
+    return FrozenGraphBackbone(fold_to_frozen(backbone.graph_def, values), backbone.card,
+                               backbone.sha256, backbone.path)
+
+
+def _stage_scalar(summaries_dir, stage, step):
+    from tfgraft.engine.estimator import _scalar
+    with tf.Graph().as_default():
+        writer = tf1.summary.FileWriter(os.path.join(summaries_dir, 'train'))
+        writer.add_summary(_scalar('stage', stage), step)
+        writer.close()
+
+
+def _image_splits(image_dir, validation_percentage):
+    from tfgraft.records.listing import list_images
+    listed = list_images(image_dir, validation_percentage, 0)
+    splits = {}
+    for entry in listed.entries:
+        path = os.path.join(listed.image_dir, entry.path)
+        splits.setdefault(entry.split, ([], []))
+        splits[entry.split][0].append(path)
+        splits[entry.split][1].append(entry.label)
+    if not splits.get('train'):
+        raise GraftError('%s has no training images' % image_dir)
+    return listed.classes, splits
+
+
+STAGE_TWO_LEARNING_RATE = 3e-5
+
+
+def frozen_params(params, graph, fine_tune_at, fine_tune_from, learning_rate, optimizer, model_dir):
+    """Stage 2's params from stage 1's: same head and classes, the backbone unfrozen from K."""
+    from tfgraft.engine import model_dir as model_dirs
+    from tfgraft.graphs.factory import describe, load_backbone
+    from tfgraft.graphs.unfreeze import first_tuned_layer, list_layers
+    backbone = load_backbone(graph=graph)
+    model_dirs.check_same_graph(params, describe(backbone), model_dir, graph)
+    first = first_tuned_layer(list_layers(backbone.graph_def, backbone.card), fine_tune_at, fine_tune_from)
+    tuned = params.get('fine_tune')
+    if tuned and tuned['fine_tune_at'] != first:
+        raise GraftError('%s is fine-tuned from layer %d, not %d; use another --model_dir'
+                         % (model_dir, tuned['fine_tune_at'], first))
+    params = dict(params)
+    if not tuned:
+        params['optimizer'] = optimizer or 'rmsprop'
+        # The MobileNetV2 tutorial's stage 2: RMSprop at 3e-5 (its Adam 3e-4 over 10). Stage 1's
+        # own rate / 10 would be 1e-3 after the softmax head's SGD 0.01: too high for the base.
+        params['learning_rate'] = learning_rate or STAGE_TWO_LEARNING_RATE
+        params['learning_rate_decay'] = 1.0
+        params['fine_tune'] = {'kind': 'frozen', 'fine_tune_at': first, 'stages': []}
+    return params
+
+
+def npy_params(params, classes, network, weights, train_layers, learning_rate, optimizer, model_dir):
+    """A new (or the saved) .npy fine-tuning model's params."""
+    from tfgraft.engine import model_dir as model_dirs
+    from tfgraft.graphs.factory import describe, load_backbone
+    backbone = load_backbone(backbone=network, weights=weights, layer='relu7')
+    wanted = {'params_version': model_dirs.PARAMS_VERSION, 'head': NPY_HEAD_LAYER,
+              'classes': list(classes), 'bottleneck_size': len(classes), 'graph': describe(backbone),
+              'optimizer': optimizer or 'sgd', 'learning_rate': learning_rate or 0.01,
+              'fine_tune': {'kind': 'npy', 'network': network, 'train_layers': sorted(train_layers),
+                            'stages': []}}
+    if params is None:
+        return wanted
+    if params.get('fine_tune', {}).get('train_layers') != wanted['fine_tune']['train_layers'] \
+            or params['classes'] != wanted['classes']:
+        raise GraftError('%s was fine-tuned with other classes or --train_layers; use another --model_dir'
+                         % model_dir)
+    model_dirs.check_same_graph(params, wanted['graph'], model_dir, weights)
+    return params
+
+
+def finetune(image_dir, model_dir, graph=None, backbone=None, weights=None, fine_tune_at=None,
+             fine_tune_from=None, train_layers=('fc8',), bottleneck_dir=None, epochs=1,
+             learning_rate=None, optimizer=None, batch_size=32, validation_percentage=10, seed=0,
+             augmentation=None, stage_one=None, progress=False):
+    """Fine-tune on image_dir in model_dir; returns {'start_step', 'before', 'after', 'curves'}.
+
+    before/after: validation metrics on the images at the start and end of this stage.
+    stage_one(bottleneck_dir, model_dir) trains the head when a frozen-graph model_dir is empty.
+    """
+    from tfgraft.engine import curves, model_dir as model_dirs
+    from tfgraft.engine.estimator import Estimator, RunConfig
+    has_params = os.path.isfile(os.path.join(model_dir, model_dirs.PARAMS_NAME))
+    classes, splits = _image_splits(image_dir, validation_percentage)
+    if graph:
+        if not has_params:
+            if not bottleneck_dir or stage_one is None:
+                raise GraftError('%s holds no trained head; run `tfgraft train` first or give '
+                                 '--bottleneck_dir for stage 1' % model_dir)
+            stage_one(bottleneck_dir, model_dir)
+        saved = model_dirs.read_params(model_dir)
+        if list(saved['classes']) != list(classes):
+            raise GraftError('%s was trained on classes %s; %s holds %s'
+                             % (model_dir, ','.join(saved['classes']), image_dir, ','.join(classes)))
+        params = frozen_params(saved, graph, fine_tune_at, fine_tune_from, learning_rate, optimizer,
+                               model_dir)
+    elif backbone:
+        params = npy_params(model_dirs.read_params(model_dir) if has_params else None, classes,
+                            backbone, weights, train_layers, learning_rate, optimizer, model_dir)
+    else:
+        raise GraftError('give --graph (frozen graph) or --backbone alexnet|vgg16 with --weights')
+    if augmentation:
+        print('tfgraft: augmentation is on: images are streamed through the backbone, '
+              'bottlenecks are not cached')
+    card = load_described(params['graph']).card
+    train_paths, train_labels = splits['train']
+    steps_per_epoch = max(1, len(train_paths) // batch_size)
+    batch_size = min(batch_size, len(train_paths))
+    train_fn = image_input_fn(train_paths, train_labels, card, batch_size, True, augmentation, seed)
+    validation_fn = None
+    if splits.get('validation'):
+        validation_fn = image_input_fn(*splits['validation'], card, None, False)
+    config = RunConfig(save_checkpoints_steps=steps_per_epoch, steps_per_run=steps_per_epoch)
+    estimator = Estimator(model_fn, model_dir, params, config)
+
+    stages = params['fine_tune']['stages']
+    if not stages:
+        start, restored = warm_start(estimator, train_fn)
+        stage = 2 if params['fine_tune']['kind'] == 'frozen' else 1
+        stages.append({'stage': stage, 'start_step': start, 'optimizer': params['optimizer'],
+                       'learning_rate': params['learning_rate'], 'restored': restored})
+        _stage_scalar(model_dir, stage, start)
+    model_dirs.write_params(model_dir, params)
+    before = estimator.evaluate(validation_fn) if validation_fn else None
+    step = int(tf.train.load_checkpoint(estimator.latest_checkpoint()).get_tensor('global_step'))
+    max_steps = step + epochs * steps_per_epoch
+    print('fine-tuning %s on %d images of %d classes, steps %d to %d, %s at %g'
+          % (card.name, len(train_paths), len(classes), step, max_steps, params['optimizer'],
+             params['learning_rate']))
+    bar = None
+    if progress:
+        bar = tf.keras.utils.Progbar(max_steps - step, stateful_metrics=['loss', 'acc', 'val_acc'])
+
+    def report(now, values):
+        if bar:
+            shown = [('loss', 'loss'), ('accuracy', 'acc'), ('validation_accuracy', 'val_acc')]
+            bar.update(now - step, [(label, values[name]) for name, label in shown if name in values])
+    estimator.train(train_fn, max_steps, validation_fn, steps_per_epoch, report)
+    after = estimator.evaluate(validation_fn) if validation_fn else None
+    if before and after:
+        print('validation accuracy: %.1f%% before, %.1f%% after (N=%d)'
+              % (before['accuracy'] * 100, after['accuracy'] * 100, after['count']))
+    png = curves.save_curves(model_dir, curves.read_history(model_dir))
+    return {'start_step': step, 'before': before, 'after': after, 'curves': png, 'params': params}

@@ -1,0 +1,198 @@
+"""`tfgraft finetune`: stage 2 on a frozen graph, .npy fine-tuning, augmentation, curves."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfgraft.engine.augment import Augmentation
+from tfgraft.engine.finetune import finetune
+from tfgraft.graphs.unfreeze import TRAINABLE_SCOPE, checkpoint_values, list_layers
+
+FINE_TUNE_AT = 21      # MobilenetV1/Conv2d_11_depthwise .. Conv2d_13_pointwise
+
+
+def _subset(source, target, per_class):
+    """Copy the first images of each class of train/ and validation/ to target."""
+    for split, count in per_class.items():
+        for label in ('cats', 'dogs'):
+            folder = os.path.join(source, split, label)
+            os.makedirs(os.path.join(target, split, label))
+            for name in sorted(os.listdir(folder))[:count]:
+                shutil.copy(os.path.join(folder, name), os.path.join(target, split, label, name))
+    return target
+
+
+@pytest.fixture(scope='module')
+def cats_dogs_subset(tmp_path_factory, cats_and_dogs):
+    """100 train and 50 validation images per class of the real set."""
+    return _subset(cats_and_dogs, str(tmp_path_factory.mktemp('subset')), {'train': 100, 'validation': 50})
+
+
+@pytest.fixture(scope='module')
+def two_stages(tmp_path_factory, cats_dogs_subset, mobilenet_pb, mobilenet_backbone):
+    """Stage 1 (the softmax head on the subset's bottlenecks), then stage 2 from layer 21."""
+    from tfgraft.records.extract import write_bottlenecks
+    from tfgraft.tools.finetune import stage_one
+    records = str(tmp_path_factory.mktemp('records'))
+    write_bottlenecks(cats_dogs_subset, mobilenet_backbone, records, batch_size=64, progress=False)
+    model_dir = str(tmp_path_factory.mktemp('model'))
+    result = finetune(cats_dogs_subset, model_dir, graph=mobilenet_pb, fine_tune_at=FINE_TUNE_AT,
+                      bottleneck_dir=records, stage_one=stage_one, epochs=2, batch_size=20, learning_rate=3e-5,
+                      augmentation=Augmentation(flip_left_right=True), seed=0)
+    return model_dir, result
+
+
+def test_stage_two_changes_only_layers_from_k(two_stages, mobilenet_backbone):
+    model_dir, result = two_stages
+    layers = list_layers(mobilenet_backbone.graph_def, mobilenet_backbone.card)
+    tuned = {c for layer in layers[FINE_TUNE_AT:] for c in layer.trainable}
+    below = {c for layer in layers[:FINE_TUNE_AT] for c in layer.params}
+    checkpoint = tf.compat.v1.train.latest_checkpoint(model_dir)
+    values = checkpoint_values(checkpoint, mobilenet_backbone.graph_def)
+    assert set(values) == tuned                        # no variable below K
+    assert not below & set(values)
+    consts = {n.name: tf.make_ndarray(n.attr['value'].tensor) for n in mobilenet_backbone.graph_def.node
+              if n.op == 'Const'}
+    changed = [name for name, value in values.items() if not np.array_equal(value, consts[name])]
+    assert changed                                     # training moved layers K..
+    params = result['params']
+    assert params['fine_tune']['fine_tune_at'] == FINE_TUNE_AT
+    assert params['optimizer'] == 'rmsprop' and params['learning_rate'] == pytest.approx(3e-5)
+    stage = params['fine_tune']['stages'][0]
+    assert 'final_training_ops/weights/final_weights' in stage['restored']   # head from stage 1
+    assert not any(name.startswith(TRAINABLE_SCOPE) for name in stage['restored'])
+    assert stage['start_step'] == 4000 and result['after']['global_step'] == 4000 + 2 * 10
+
+
+def test_stage_two_keeps_validation_accuracy(two_stages):
+    _, result = two_stages
+    before, after = result['before']['accuracy'], result['after']['accuracy']
+    print('validation accuracy: stage 1 %.3f, stage 2 %.3f' % (before, after))
+    assert result['after']['count'] == 100
+    assert after >= before - 0.02
+
+
+def test_curves_cover_both_stages(two_stages):
+    from skimage import io
+    from tfgraft.engine.curves import read_history
+    model_dir, result = two_stages
+    history = read_history(model_dir)
+    assert {row['stage'] for row in history} == {1, 2}
+    assert any('validation_accuracy' in row for row in history if row['stage'] == 2)
+    image = io.imread(result['curves'])
+    assert image.ndim == 3 and (image != 255).any()
+
+
+def test_predict_and_export_read_fine_tuned_backbone(two_stages, cats_dogs_subset, tmp_path):
+    from tfgraft.engine.estimator import Estimator
+    from tfgraft.engine.finetune import image_input_fn, model_fn, restored_backbone
+    from tfgraft.engine.heads import model_fn as head_model_fn
+    from tfgraft.engine.inputs import images_input_fn
+    model_dir, result = two_stages
+    params = result['params']
+    folder = os.path.join(cats_dogs_subset, 'validation', 'dogs')
+    paths = [os.path.join(folder, name) for name in sorted(os.listdir(folder))[:4]]
+    checkpoint = tf.compat.v1.train.latest_checkpoint(model_dir)
+    backbone = restored_backbone(params, checkpoint)
+    estimator = Estimator(head_model_fn, model_dir, params)
+    folded = [row['probabilities'] for row in estimator.predict(images_input_fn(paths, backbone, 4))]
+    live = Estimator(model_fn, model_dir, params).predict(
+        image_input_fn(paths, [1] * 4, backbone.card, None, False))
+    np.testing.assert_allclose(folded, [row['probabilities'] for row in live], atol=1e-4)
+
+
+@pytest.fixture(scope='module')
+def alexnet_standin(tmp_path_factory):
+    from tfgraft.graphs.npy_standin import standin_weights
+    from tfgraft.graphs.npy_weights import save_weights
+    folder = tmp_path_factory.mktemp('alexnet')
+    return save_weights(standin_weights('alexnet', width_divisor=8, num_classes=1000, seed=1),
+                        str(folder / 'alexnet.npz'))
+
+
+@pytest.fixture(scope='module')
+def tiny_photos(cats_and_dogs, tmp_path_factory):
+    return _subset(cats_and_dogs, str(tmp_path_factory.mktemp('tiny')), {'train': 6, 'validation': 2})
+
+
+def _saved(model_dir):
+    reader = tf.train.load_checkpoint(tf.compat.v1.train.latest_checkpoint(model_dir))
+    return {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
+            if key.startswith('alexnet/')}
+
+
+@pytest.mark.parametrize('train_layers', [['fc8'], ['fc7', 'fc8']])
+def test_npy_trains_exactly_train_layers(train_layers, alexnet_standin, tiny_photos, tmp_path):
+    from tfgraft.graphs.npy_weights import load_weights
+    model_dir = str(tmp_path / 'model')
+    result = finetune(tiny_photos, model_dir, backbone='alexnet', weights=alexnet_standin,
+                      train_layers=train_layers, epochs=2, batch_size=4, learning_rate=0.01,
+                      augmentation=Augmentation(flip_left_right=True, rotation=0.1, random_crop=10,
+                                                random_scale=10, random_brightness=10))
+    first = os.path.join(model_dir, 'model.ckpt-0')
+    reader = tf.train.load_checkpoint(first)
+    start = {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
+             if key.startswith('alexnet/')}
+    end = _saved(model_dir)
+    variables = {key.split('/')[1] for key in end if not key.endswith(('RMSProp', 'RMSProp_1'))}
+    assert variables == set(train_layers)                # every other layer is a constant
+    original = load_weights(alexnet_standin)
+    for layer in train_layers:
+        for part, index in (('weights', 0), ('biases', 1)):
+            key = 'alexnet/%s/%s' % (layer, part)
+            assert not np.array_equal(start[key], end[key]), key
+            if layer != 'fc8':                           # loaded from the weight file
+                np.testing.assert_array_equal(start[key], original[layer][index])
+    assert end['alexnet/fc8/weights'].shape[-1] == 2      # re-initialised for the new classes
+    assert result['after']['global_step'] == 2 * 3
+
+
+def test_npy_restore_and_predict(alexnet_standin, tiny_photos, tmp_path):
+    from tfgraft.engine.estimator import Estimator
+    from tfgraft.engine.finetune import image_input_fn, model_fn
+    from tfgraft.engine.model_dir import read_params
+    model_dir = str(tmp_path / 'model')
+    finetune(tiny_photos, model_dir, backbone='alexnet', weights=alexnet_standin,
+             train_layers=['fc8'], epochs=1, batch_size=4)
+    params = read_params(model_dir)
+    from tfgraft.graphs.factory import load_described
+    card = load_described(params['graph']).card
+    path = os.path.join(tiny_photos, 'validation', 'cats', sorted(os.listdir(
+        os.path.join(tiny_photos, 'validation', 'cats')))[0])
+    rows = list(Estimator(model_fn, model_dir, params).predict(image_input_fn([path], [0], card, None, False)))
+    assert len(rows) == 1 and rows[0]['probabilities'].shape == (2,)
+    assert abs(rows[0]['probabilities'].sum() - 1) < 1e-5
+    from tfgraft.tools.predict import predict_images
+    _, predicted = predict_images(model_dir, [path])
+    np.testing.assert_allclose(predicted[0][1], rows[0]['probabilities'], atol=1e-6)
+
+
+def test_commands_predict_and_export_fine_tuned(two_stages, cats_dogs_subset, tmp_path, capsys):
+    from tfgraft.engine.export import export_frozen_graph
+    from tfgraft.tools.predict import predict_images
+    model_dir, _ = two_stages
+    folder = os.path.join(cats_dogs_subset, 'validation', 'cats')
+    paths = [os.path.join(folder, name) for name in sorted(os.listdir(folder))[:2]]
+    _, predicted = predict_images(model_dir, paths)
+    output = str(tmp_path / 'graph.pb')
+    export_frozen_graph(model_dir, output)
+    graph_def = tf.compat.v1.GraphDef()
+    with open(output, 'rb') as handle:
+        graph_def.ParseFromString(handle.read())
+    with tf.Graph().as_default():
+        tf.import_graph_def(graph_def, name='')
+        with tf.compat.v1.Session() as session:
+            for path, probabilities in predicted:
+                with open(path, 'rb') as handle:
+                    exported = session.run('final_result:0', {'DecodeJpeg/contents:0': handle.read()})
+                np.testing.assert_allclose(exported[0], probabilities, atol=1e-4)
+
+
+def test_list_layers_command(mobilenet_pb, capsys):
+    from tfgraft.tools.cli import main
+    assert main(['finetune', '--graph', mobilenet_pb, '--list_layers']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 27
+    assert lines[FINE_TUNE_AT].split()[:2] == [str(FINE_TUNE_AT), 'MobilenetV1/Conv2d_11_depthwise']
