@@ -7,7 +7,7 @@ from google.protobuf import message
 
 from tfgraft.graphs import registry
 from tfgraft.graphs.errors import GraftError
-from tfgraft.graphs.safety import check_graph_ops
+from tfgraft.graphs.safety import check_constants, check_graph_ops
 
 tf1 = tf.compat.v1
 
@@ -34,6 +34,7 @@ def load_graph_def(path, allow_ops=()):
     if not graph_def.node:
         raise GraftError('%s is not a GraphDef (.pb) file: it holds no nodes' % path)
     check_graph_ops(graph_def, allow_ops, source=path)
+    check_constants(graph_def, source=path)
     return graph_def
 
 
@@ -68,8 +69,8 @@ def match_card(graph_def):
     return None
 
 
-def card_from_flags(graph_def, name, input_tensor, bottleneck_tensor, input_size,
-                    input_range, channel_order='RGB'):
+def card_from_flags(graph_def, name, input_tensor=None, bottleneck_tensor=None, input_size=None,
+                    input_range=None, channel_order='RGB'):
     """A card for a graph tfgraft does not know, from the command-line flags."""
     missing = [flag for flag, value in (('--input_tensor', input_tensor),
                                         ('--bottleneck_tensor', bottleneck_tensor),

@@ -130,6 +130,8 @@ def _weights_from_npz(path):
         raise GraftError('%s: %s' % (path, str(error).splitlines()[0])) from None
     except (OSError, zipfile.BadZipFile, EOFError) as error:
         raise GraftError('%s is truncated or not an .npz file: %s' % (path, error)) from None
+    except MemoryError:
+        raise GraftError('%s: an array header claims more memory than there is' % path) from None
     layers = {}
     for key, value in parts.items():
         layer, _, part = key.rpartition('/')

@@ -15,6 +15,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from tfgraft.graphs.errors import GraftError
 from tfgraft.graphs.factory import describe
 from tfgraft.graphs.preprocessing import preprocess_image
 from tfgraft.records import schema
@@ -91,6 +92,9 @@ def compute_bottlenecks(paths, backbone, batch_size, on_vector, progress=True, f
                 batch_indices, batch_vectors = sess.run([indices, bottlenecks])
             except tf.errors.OutOfRangeError:
                 break
+            except tf.errors.OpError as error:   # images that fail are dropped: this is the graph
+                raise GraftError('graph %s failed to run: %s' % (
+                    backbone.card.name, ' '.join(error.message.split())[:300])) from None
             for index, vector in zip(batch_indices, batch_vectors):
                 on_vector(int(index), vector)
             done += len(batch_indices)
