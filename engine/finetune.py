@@ -279,6 +279,8 @@ def finetune(image_dir, model_dir, graph=None, backbone=None, weights=None, fine
 
     stages = params['fine_tune']['stages']
     if not stages:
+        if params['fine_tune']['kind'] == 'frozen':
+            estimator.latest_checkpoint()    # stage 2 needs stage 1's head: refuse without it
         start, restored = warm_start(estimator, train_fn)
         stage = 2 if params['fine_tune']['kind'] == 'frozen' else 1
         stages.append({'stage': stage, 'start_step': start, 'optimizer': params['optimizer'],

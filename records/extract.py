@@ -165,7 +165,7 @@ def _manifest(listing, usable, skipped, backbone, fingerprint):
     }
 
 
-def write_bottlenecks(image_dir, backbone, bottleneck_dir, batch_size=32,
+def write_bottlenecks(image_dir, backbone, bottleneck_dir, batch_size=64,
                       validation_percentage=10, testing_percentage=10, max_pixels=None,
                       skip_empty_classes=False, progress=True):
     """Write bottleneck records for every image below image_dir; returns the manifest."""

@@ -53,7 +53,8 @@ def add_split_arguments(parser):
 def add_arguments(parser):
     parser.add_argument('--image_dir', required=True, help='folder of class subfolders of images')
     parser.add_argument('--bottleneck_dir', required=True, help='where the records go')
-    parser.add_argument('--batch_size', type=int, default=32, help='images per backbone run')
+    parser.add_argument('--batch_size', type=int, default=64,
+                        help='images per backbone run (default 64)')
     add_split_arguments(parser)
     add_backbone_arguments(parser)
 

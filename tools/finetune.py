@@ -5,7 +5,7 @@ Frozen graphs (--graph), the MobileNetV2 / Keras InceptionV3 tutorials' two stag
            (if it holds no checkpoint, stage 1 runs here first on --bottleneck_dir);
   stage 2  layers from --fine_tune_at K (or --fine_tune_from NAME) on are unfrozen
            and trained with the head on images, with a new optimizer (default
-           rmsprop) at a lower rate (default: stage 1's / 10), continuing the same
+           rmsprop) at a lower rate (default 3e-5), continuing the same
            global step, checkpoints and TensorBoard curves. Batch norm stays in
            inference mode.
 .npy networks (--backbone alexnet|vgg16 --weights W), kratzert's finetune_alexnet:
