@@ -28,8 +28,9 @@ class Augmentation:
                     or self.random_scale or self.random_brightness)
 
 
-def _rotate(image, max_turn):
-    angle = tf.random.uniform([], -max_turn, max_turn) * 2 * math.pi
+def _rotate(image, turn):
+    """Turn by `turn` (a fraction of a full turn) about the centre."""
+    angle = turn * 2 * math.pi
     height, width = tf.cast(tf.shape(image)[0], tf.float32), tf.cast(tf.shape(image)[1], tf.float32)
     cos, sin = tf.cos(angle), tf.sin(angle)
     # Maps each output pixel back to the input pixel it shows (turn about the centre).
@@ -41,33 +42,38 @@ def _rotate(image, max_turn):
         fill_value=0.0, interpolation='BILINEAR', fill_mode='REFLECT')[0]
 
 
-def _crop_and_resize(image, side_fraction, centred):
-    """A box of `side_fraction` of each side, random or central, resized back to full size."""
+def _crop_and_resize(image, side_fraction, top, left):
+    """The box of `side_fraction` of each side at (top, left), resized back to full size."""
     size = tf.shape(image)[:2]
-    if centred:
-        top = left = (1.0 - side_fraction) / 2
-    else:
-        top = tf.random.uniform([], 0.0, 1.0 - side_fraction)
-        left = tf.random.uniform([], 0.0, 1.0 - side_fraction)
     box = tf.stack([top, left, top + side_fraction, left + side_fraction])[tf.newaxis]
     return tf.image.crop_and_resize(image[tf.newaxis], box, [0], size)[0]
 
 
-def augment(image, augmentation, card):
-    """One randomly changed copy of a preprocessed image."""
+def _between(unit, low, high):
+    return low + unit * (high - low)
+
+
+def augment(image, augmentation, card, seed):
+    """One randomly changed copy of a preprocessed image.
+
+    seed: int [2] tensor. Every draw is stateless and comes from it alone, so
+    the same seed gives the same copy whatever thread decodes the image.
+    """
+    flip, turn, crop, top, left, zoom, brightness = tf.unstack(
+        tf.random.stateless_uniform([7], seed))
     if augmentation.flip_left_right:
-        image = tf.image.random_flip_left_right(image)
+        image = tf.cond(flip < 0.5, lambda: tf.image.flip_left_right(image), lambda: image)
     if augmentation.rotation:
-        image = _rotate(image, augmentation.rotation)
+        image = _rotate(image, _between(turn, -augmentation.rotation, augmentation.rotation))
     if augmentation.random_crop:
-        fraction = tf.random.uniform([], 1.0 / (1.0 + augmentation.random_crop / 100.0), 1.0)
-        image = _crop_and_resize(image, fraction, centred=False)
+        fraction = _between(crop, 1.0 / (1.0 + augmentation.random_crop / 100.0), 1.0)
+        image = _crop_and_resize(image, fraction, top * (1.0 - fraction), left * (1.0 - fraction))
     if augmentation.random_scale:
-        zoom = tf.random.uniform([], 1.0, 1.0 + augmentation.random_scale / 100.0)
-        image = _crop_and_resize(image, 1.0 / zoom, centred=True)
+        fraction = 1.0 / _between(zoom, 1.0, 1.0 + augmentation.random_scale / 100.0)
+        image = _crop_and_resize(image, fraction, (1.0 - fraction) / 2, (1.0 - fraction) / 2)
     if augmentation.random_brightness:
-        factor = tf.random.uniform([], 1.0 - augmentation.random_brightness / 100.0,
-                                   1.0 + augmentation.random_brightness / 100.0)
+        factor = _between(brightness, 1.0 - augmentation.random_brightness / 100.0,
+                          1.0 + augmentation.random_brightness / 100.0)
         # Scale the pixel values, not the card's offset and mean: black stays black.
         black = card.input_range[0] - tf.constant(card.channel_mean or [0.0, 0.0, 0.0], tf.float32)
         image = (image - black) * factor + black

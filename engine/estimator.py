@@ -45,6 +45,7 @@ class RunConfig:
     keep_checkpoint_max: int = 5
     summaries_dir: str = ''        # default: the model_dir
     steps_per_run: int = 100       # most training steps per session.run
+    tf_random_seed: int = 0        # graph-level seed of every graph built: runs repeat exactly
 
 
 def _scalar(tag, value):
@@ -114,6 +115,7 @@ class Estimator:
             intervals.add(eval_every)
         graph = tf.Graph()
         with graph.as_default():
+            tf1.set_random_seed(config.tf_random_seed)
             global_step = tf1.train.get_or_create_global_step()
             inputs = input_fn()
             step_after, names, values = self._step_loop(

@@ -45,16 +45,21 @@ def image_input_fn(paths, labels, card, batch_size, training, augmentation=None,
     paths, labels = list(paths), np.asarray(labels, np.int64)
 
     def load(path, label):
-        image = preprocess_image(load_rgb(path), card)
-        if augmentation:
-            image = augment(image, augmentation, card)
-        return image, label
+        return preprocess_image(load_rgb(path), card), label
+
+    def load_augmented(draw, example):
+        image, label = load(*example)
+        return augment(image, augmentation, card, tf.stack([tf.constant(seed, tf.int64), draw])), label
 
     def input_fn():
         dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
         if training:
             dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()
-            dataset = dataset.map(load, num_parallel_calls=2).batch(batch_size, drop_remainder=True)
+            if augmentation:     # draw k of the run gets the stateless seed (seed, k)
+                dataset = dataset.enumerate().map(load_augmented, num_parallel_calls=2)
+            else:
+                dataset = dataset.map(load, num_parallel_calls=2)
+            dataset = dataset.batch(batch_size, drop_remainder=True)
         else:
             dataset = dataset.map(load).batch(batch_size or len(paths)).repeat()
         iterator = tf1.data.make_one_shot_iterator(dataset.prefetch(2))
@@ -126,6 +131,7 @@ def warm_start(estimator, input_fn):
     previous = tf1.train.latest_checkpoint(estimator.model_dir) if os.path.isdir(estimator.model_dir) else None
     saved = tf.train.load_checkpoint(previous).get_variable_to_shape_map() if previous else {}
     with tf.Graph().as_default():
+        tf1.set_random_seed(estimator.config.tf_random_seed)
         global_step = tf1.train.get_or_create_global_step()
         estimator._call_model_fn(input_fn(), ModeKeys.TRAIN)
         wanted = tf1.trainable_variables() + [global_step]
@@ -240,7 +246,7 @@ def finetune(image_dir, model_dir, graph=None, backbone=None, weights=None, fine
     """Fine-tune on image_dir in model_dir; returns {'start_step', 'before', 'after', 'curves'}.
 
     before/after: validation metrics on the images at the start and end of this stage.
-    stage_one(bottleneck_dir, model_dir) trains the head when a frozen-graph model_dir is empty.
+    stage_one(bottleneck_dir, model_dir, seed) trains the head when a frozen-graph model_dir is empty.
     """
     from tfgraft.engine import curves, model_dir as model_dirs
     from tfgraft.engine.estimator import Estimator, RunConfig
@@ -251,7 +257,7 @@ def finetune(image_dir, model_dir, graph=None, backbone=None, weights=None, fine
             if not bottleneck_dir or stage_one is None:
                 raise GraftError('%s holds no trained head; run `tfgraft train` first or give '
                                  '--bottleneck_dir for stage 1' % model_dir)
-            stage_one(bottleneck_dir, model_dir)
+            stage_one(bottleneck_dir, model_dir, seed)
         saved = model_dirs.read_params(model_dir)
         if list(saved['classes']) != list(classes):
             raise GraftError('%s was trained on classes %s; %s holds %s'
@@ -274,7 +280,8 @@ def finetune(image_dir, model_dir, graph=None, backbone=None, weights=None, fine
     validation_fn = None
     if splits.get('validation'):
         validation_fn = image_input_fn(*splits['validation'], card, None, False)
-    config = RunConfig(save_checkpoints_steps=steps_per_epoch, steps_per_run=steps_per_epoch)
+    config = RunConfig(save_checkpoints_steps=steps_per_epoch, steps_per_run=steps_per_epoch,
+                       tf_random_seed=seed)
     estimator = Estimator(model_fn, model_dir, params, config)
 
     stages = params['fine_tune']['stages']

@@ -25,22 +25,35 @@ def cache_root(bottleneck_dir):
 
 
 class FileHashes:
-    """sha256 of image files, remembered by (size, mtime) so re-runs do not re-read them."""
+    """sha256 and header facts of image files, remembered by (size, mtime) so re-runs
+    neither re-read nor re-inspect an unchanged file.
+
+    An entry is [size, mtime_ns, sha256, width, height, fallback].
+    """
 
     def __init__(self, bottleneck_dir):
         self.path = os.path.join(cache_root(bottleneck_dir), 'file_hashes.json')
         self.known = read_json(self.path, {}) or {}
         self.seen = {}
 
-    def sha256(self, path, key):
-        stat = os.stat(path)
-        stamp = [stat.st_size, stat.st_mtime_ns]
+    @staticmethod
+    def _stamp(path):
+        status = os.stat(path)
+        return [status.st_size, status.st_mtime_ns]
+
+    def remembered(self, path, key):
+        """(sha256, width, height, fallback) of an unchanged file seen before, else None."""
         entry = self.known.get(key)
-        if entry and entry[:2] == stamp:
-            digest = entry[2]
-        else:
-            digest = sha256_file(path)
-        self.seen[key] = stamp + [digest]
+        if not entry or len(entry) != 6 or entry[:2] != self._stamp(path):
+            return None
+        self.seen[key] = entry
+        return tuple(entry[2:])
+
+    def sha256(self, path, key, info):
+        """Hash the file and remember it with its ImageInfo."""
+        stamp = self._stamp(path)
+        digest = sha256_file(path)
+        self.seen[key] = stamp + [digest, info.width, info.height, info.fallback]
         return digest
 
     def save(self):

@@ -114,8 +114,12 @@ def _check_and_hash(listing, hashes, max_pixels):
     for entry in sorted(listing.entries, key=lambda e: e.path):
         path = os.path.join(listing.image_dir, entry.path)
         try:
-            info = inspect_image(path, max_pixels)
-            digest = hashes.sha256(path, entry.path)
+            remembered = hashes.remembered(path, entry.path)
+            if remembered and remembered[1] * remembered[2] <= max_pixels:
+                digest, needs_fallback = remembered[0], bool(remembered[3])
+            else:
+                info = inspect_image(path, max_pixels)
+                digest, needs_fallback = hashes.sha256(path, entry.path, info), info.needs_fallback
         except SkipImage as error:
             skipped.append({'image_path': entry.path, 'reason': str(error)})
             continue
@@ -126,7 +130,7 @@ def _check_and_hash(listing, hashes, max_pixels):
             skipped.append({'image_path': entry.path, 'reason': 'duplicate of %s' % first_path[digest]})
             continue
         first_path[digest] = entry.path
-        usable.append((entry, digest, info.needs_fallback))
+        usable.append((entry, digest, needs_fallback))
     order = {entry: i for i, entry in enumerate(listing.entries)}
     usable.sort(key=lambda item: order[item[0]])
     return usable, skipped

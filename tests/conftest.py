@@ -7,6 +7,10 @@ import os
 
 import pytest
 
+from tfgraft.tools.cli import configure_tensorflow
+
+configure_tensorflow()     # before TensorFlow is imported: the tests run what `tfgraft` runs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -106,6 +106,40 @@ def test_rerun_reuses_and_adds_exactly_the_new_images(small_set, tmp_path, monke
     assert not any(p.endswith(tuple(removed)) for p in reader.load_split(out, 'train')['image_paths'])
 
 
+def test_rerun_opens_only_changed_files(small_set, tmp_path, monkeypatch, mobilenet_backbone,
+                                        cats_and_dogs):
+    out = str(tmp_path / 'records')
+    inspected = []
+    real = extract.inspect_image
+
+    def counting(path, *args, **kwargs):
+        inspected.append(os.path.basename(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(extract, 'inspect_image', counting)
+    computed = count_computed(monkeypatch)
+    extract.write_bottlenecks(str(small_set), mobilenet_backbone, out, progress=False)
+    assert len(inspected) == 50 and computed == [50]
+
+    del inspected[:]
+    extract.write_bottlenecks(str(small_set), mobilenet_backbone, out, progress=False)
+    assert inspected == []                        # size and mtime unchanged: header and hash reused
+
+    source = os.path.join(cats_and_dogs, 'train', 'cats')
+    first = sorted(os.listdir(small_set / 'train' / 'cats'))[0]
+    shutil.copy(os.path.join(source, sorted(os.listdir(source))[200]),
+                small_set / 'train' / 'cats' / first)   # new content under an old name
+    extract.write_bottlenecks(str(small_set), mobilenet_backbone, out, progress=False)
+    assert inspected == [first] and computed == [50, 1]
+
+    del inspected[:]                              # a lower pixel limit re-checks every file
+    manifest = extract.write_bottlenecks(str(small_set), mobilenet_backbone, out, progress=False,
+                                         max_pixels=100)
+    assert len(inspected) == 50
+    assert manifest['splits']['train']['count'] == 0
+    assert all(item['reason'].startswith('too many pixels') for item in manifest['skipped'])
+
+
 def test_corrupt_files_are_skipped_and_listed(small_set, tmp_path, mobilenet_backbone, capsys):
     cats = small_set / 'train' / 'cats'
     good = sorted(os.listdir(cats))[0]

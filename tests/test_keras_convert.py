@@ -183,6 +183,43 @@ def test_unfreeze_reads_keras_layers(mobilenet_v2, photos):
     assert_close(unfrozen, frozen, 1e-5)
 
 
+def test_keras_layers_train_and_fold_back(mobilenet_v2, photos):
+    """Stage 2 on a converted graph (Keras 3 writes batch norm as Mul/Add/Rsqrt): gamma and
+    beta train, the moving statistics stay, and the folded graph computes what the trained
+    network did."""
+    from tfgraft.graphs.unfreeze import FIXED_ROLES, fold_to_frozen, trained_values
+    backbone = load_frozen_backbone(mobilenet_v2.pb)
+    batch = tfgraft_inputs(photos, backbone.card)
+    rewrite = rewriter_config_pb2.RewriterConfig(constant_folding=rewriter_config_pb2.RewriterConfig.OFF)
+    exact = tf1.ConfigProto(graph_options=tf1.GraphOptions(rewrite_options=rewrite))
+    rng = np.random.RandomState(0)
+    with tf.Graph().as_default():
+        images = tf1.placeholder(tf.float32, [None, 96, 96, 3])
+        bottleneck, variables, tuned = unfreeze(backbone.graph_def, backbone.card, images,
+                                                fine_tune_from='block_16')
+        target = rng.normal(size=(len(batch), bottleneck.shape[-1])).astype(np.float32)
+        loss = tf.reduce_mean((bottleneck - target) ** 2)
+        train = tf1.train.GradientDescentOptimizer(0.05).minimize(loss, var_list=variables)
+        with tf1.Session(config=exact) as sess:
+            sess.run(tf1.global_variables_initializer())
+            start = sess.run(loss, {images: batch})
+            for _ in range(3):
+                sess.run(train, {images: batch})
+            end, trained = sess.run([loss, bottleneck], {images: batch})
+            values = trained_values(sess, variables)
+    assert end < start
+    fixed = {const for layer in tuned for const, role in layer.params if role in FIXED_ROLES}
+    assert fixed and not fixed & set(values)              # moving mean and variance stay constant
+    roles = {const: role for layer in tuned for const, role in layer.params}
+    assert {'gamma', 'beta'} <= {roles[const] for const in values}
+    folded = fold_to_frozen(backbone.graph_def, values)
+    with tf.Graph().as_default():
+        output, = tf.import_graph_def(folded, return_elements=[backbone.card.bottleneck_tensor], name='')
+        with tf1.Session(config=exact) as sess:
+            refolded = sess.run(output, {backbone.card.input_tensor: batch})
+    assert_close(refolded, trained, 1e-5)
+
+
 def test_bad_requests_are_refused(tmp_path):
     pb = str(tmp_path / 'model.pb')
     for application, options, message in (

@@ -260,4 +260,4 @@ def test_fused_batch_norm_graph_unfreezes_and_folds_back():
         output, = tf.import_graph_def(folded, return_elements=['bottleneck:0'], name='')
         with tf1.Session(config=no_constant_folding()) as sess:
             refolded = sess.run(output, {'input:0': batch})
-    assert np.abs(refolded - after).max() <= 1e-6
+    np.testing.assert_allclose(refolded, after, rtol=1e-6, atol=1e-6)

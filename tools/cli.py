@@ -24,9 +24,17 @@ COMMANDS = (
 )
 
 
-def _quiet_tensorflow():
+def configure_tensorflow():
+    """Settings TensorFlow reads once, when it is first imported (a variable already
+    set by the user wins).
+
+    oneDNN's CPU kernels run batched convolutions about twice as fast as TensorFlow's
+    own; TensorFlow turns them on by default only on CPUs with AVX-512 VNNI or AMX,
+    so tfgraft asks for them everywhere.
+    """
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
     os.environ.setdefault('ABSL_MIN_LOG_LEVEL', '3')
+    os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 
 
 def _add_command(subparsers, name):
@@ -45,7 +53,7 @@ def _one_line(error):
 
 def guarded(run, args):
     """Run a command; bad input and refused files end in one line, not a traceback."""
-    _quiet_tensorflow()
+    configure_tensorflow()
     from tfgraft.graphs.errors import GraftError
     try:
         import tensorflow as tf

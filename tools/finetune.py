@@ -94,13 +94,14 @@ def print_layers(args):
     return 0
 
 
-def stage_one(bottleneck_dir, model_dir):
-    """Run `tfgraft train` with its defaults on bottleneck_dir into model_dir."""
+def stage_one(bottleneck_dir, model_dir, seed=0):
+    """Run `tfgraft train` with its defaults (and `seed`) on bottleneck_dir into model_dir."""
     import argparse
     from tfgraft.tools import train
     parser = argparse.ArgumentParser()
     train.add_arguments(parser)
-    train_args = parser.parse_args(['--bottleneck_dir', bottleneck_dir, '--model_dir', model_dir])
+    train_args = parser.parse_args(['--bottleneck_dir', bottleneck_dir, '--model_dir', model_dir,
+                                    '--seed', str(seed)])
     return train.train_model(train_args, bottleneck_dir, model_dir)
 
 

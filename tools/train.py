@@ -56,6 +56,9 @@ def add_training_arguments(parser):
                        help='checkpoints kept (default 5)')
     group.add_argument('--summaries_dir',
                        help='TensorBoard events go to its train/ and validation/ (default: model_dir)')
+    group.add_argument('--seed', type=int, default=0,
+                       help='seed of initial weights, batch draws and dropout: the same seed on '
+                            'the same records trains the same model (default 0)')
 
 
 def add_arguments(parser):
@@ -129,7 +132,7 @@ def train_model(args, bottleneck_dir, model_dir, progress=True):
         print('tfgraft: warning: no validation records; validation accuracy is not measured')
     config = RunConfig(save_checkpoints_steps=args.save_checkpoints_steps,
                        keep_checkpoint_max=args.keep_checkpoint_max,
-                       summaries_dir=args.summaries_dir or '')
+                       summaries_dir=args.summaries_dir or '', tf_random_seed=args.seed)
     estimator = Estimator(model_fn, model_dir, params, config)
     print('training the %s head on %d records of %d classes (%s) in %s'
           % (params['head'], counts.get('train', 0), len(params['classes']),
