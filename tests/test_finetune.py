@@ -154,10 +154,15 @@ def tiny_photos(cats_and_dogs, tmp_path_factory):
     return _subset(cats_and_dogs, str(tmp_path_factory.mktemp('tiny')), {'train': 6, 'validation': 2})
 
 
-def _saved(model_dir):
+def _saved_under(model_dir, prefix):
+    """The latest checkpoint's variables under `prefix`, optimizer slots left out."""
     reader = tf.train.load_checkpoint(tf.compat.v1.train.latest_checkpoint(model_dir))
     return {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
-            if key.startswith('alexnet/')}
+            if key.startswith(prefix) and not key.endswith(('RMSProp', 'RMSProp_1', 'Momentum'))}
+
+
+def _saved(model_dir):
+    return _saved_under(model_dir, 'alexnet/')
 
 
 @pytest.mark.parametrize('train_layers', [['fc8'], ['fc7', 'fc8']])
@@ -236,3 +241,30 @@ def test_list_layers_command(mobilenet_pb, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 27
     assert lines[FINE_TUNE_AT].split()[:2] == [str(FINE_TUNE_AT), 'MobilenetV1/Conv2d_13_depthwise']
+
+
+def test_vgg16_fine_tunes_its_fc_layers(tiny_photos, tmp_path_factory, tmp_path):
+    """The VGG16 tutorial's network through the same path: a new fc8, fc7 and fc8 trained,
+    every convolution kept from the weight file; predict restores it."""
+    from tfgraft.graphs.npy_standin import standin_weights
+    from tfgraft.graphs.npy_weights import load_weights, save_weights
+    from tfgraft.tools.predict import predict_images
+    weights = save_weights(standin_weights('vgg16', width_divisor=16, num_classes=1000, seed=2),
+                           str(tmp_path_factory.mktemp('vgg16') / 'vgg16.npz'))
+    model_dir = str(tmp_path / 'model')
+    result = finetune(tiny_photos, model_dir, backbone='vgg16', weights=weights,
+                      train_layers=['fc7', 'fc8'], epochs=2, batch_size=4, learning_rate=0.01,
+                      augmentation=Augmentation(flip_left_right=True))
+    reader = tf.train.load_checkpoint(os.path.join(model_dir, 'model.ckpt-0'))
+    start = {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
+             if key.startswith('vgg16/')}
+    end = _saved_under(model_dir, 'vgg16/')
+    assert {key.split('/')[1] for key in end} == {'fc7', 'fc8'}
+    assert end['vgg16/fc8/weights'].shape[-1] == 2
+    original = load_weights(weights)
+    np.testing.assert_array_equal(start['vgg16/fc7/weights'], original['fc7'][0])
+    assert not np.array_equal(start['vgg16/fc7/weights'], end['vgg16/fc7/weights'])
+    assert result['after']['global_step'] == 2 * 3
+    folder = os.path.join(tiny_photos, 'validation', 'dogs')
+    _, predicted = predict_images(model_dir, [os.path.join(folder, sorted(os.listdir(folder))[0])])
+    assert predicted[0][1].shape == (2,) and abs(predicted[0][1].sum() - 1) < 1e-5
