@@ -65,6 +65,13 @@ class Estimator:
             raise GraftError('%s holds no checkpoint; run `tfgraft train` first' % self.model_dir)
         return path
 
+    def new_graph(self):
+        """A tf.Graph carrying the config's graph-level seed: every graph the model is
+        built in starts from it, so its random ops draw the same numbers each run."""
+        graph = tf.Graph()
+        graph.seed = self.config.tf_random_seed
+        return graph
+
     def _call_model_fn(self, inputs, mode):
         features, labels = inputs.next_batch()
         with tf1.variable_scope(tf1.get_variable_scope(), reuse=tf1.AUTO_REUSE):
@@ -113,9 +120,8 @@ class Estimator:
         intervals = {config.steps_per_run, config.save_checkpoints_steps}
         if validation_input_fn is not None:
             intervals.add(eval_every)
-        graph = tf.Graph()
+        graph = self.new_graph()
         with graph.as_default():
-            tf1.set_random_seed(config.tf_random_seed)
             global_step = tf1.train.get_or_create_global_step()
             inputs = input_fn()
             step_after, names, values = self._step_loop(
@@ -169,7 +175,7 @@ class Estimator:
     def evaluate(self, input_fn, checkpoint=None):
         """Means of the model's eval_metrics over one pass of input_fn's data."""
         checkpoint = checkpoint or self.latest_checkpoint()
-        with tf.Graph().as_default():
+        with self.new_graph().as_default():
             global_step = tf1.train.get_or_create_global_step()
             inputs = input_fn()
             spec, labels = self._call_model_fn(inputs, ModeKeys.EVAL)
@@ -189,7 +195,7 @@ class Estimator:
     def predict(self, input_fn, checkpoint=None):
         """Yield one {name: numpy value} per example, in input order."""
         checkpoint = checkpoint or self.latest_checkpoint()
-        with tf.Graph().as_default():
+        with self.new_graph().as_default():
             tf1.train.get_or_create_global_step()
             inputs = input_fn()
             features, _ = inputs.next_batch()

@@ -130,8 +130,7 @@ def warm_start(estimator, input_fn):
     """
     previous = tf1.train.latest_checkpoint(estimator.model_dir) if os.path.isdir(estimator.model_dir) else None
     saved = tf.train.load_checkpoint(previous).get_variable_to_shape_map() if previous else {}
-    with tf.Graph().as_default():
-        tf1.set_random_seed(estimator.config.tf_random_seed)
+    with estimator.new_graph().as_default():
         global_step = tf1.train.get_or_create_global_step()
         estimator._call_model_fn(input_fn(), ModeKeys.TRAIN)
         wanted = tf1.trainable_variables() + [global_step]

@@ -8,7 +8,7 @@ conv5) hold half the input depth: conv2 [5, 5, 48, 256]. conv layers end in
 their ReLU; fc6/fc7 are linear, relu6/relu7 their ReLUs.
 """
 from tfgraft.graphs.npy_weights import (
-    Conv, Dropout, FullyConnected, LocalResponseNorm, MaxPool, ReLU, build_network)
+    Conv, Dropout, FullyConnected, LocalResponseNorm, MaxPool, ReLU, build_network, fc8_width)
 
 INPUT_SIZE = 227
 
@@ -45,8 +45,6 @@ def alexnet(images, weights, num_classes=None, keep_prob=1.0, train_layers=(), s
     num_classes: fc8's width; by default as in `weights` (1000 for ImageNet).
     Give it when fc8 is in skip_layers to learn new classes.
     """
-    if num_classes is None:
-        num_classes = weights['fc8'][1].shape[0] if 'fc8' in weights else 1000
-    table = layer_table(num_classes, width_divisor)
+    table = layer_table(fc8_width(weights, num_classes), width_divisor)
     return build_network('alexnet', table, images, weights, keep_prob, train_layers,
                          skip_layers, last_layer, scope)

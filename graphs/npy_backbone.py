@@ -18,7 +18,8 @@ import tensorflow as tf
 from tfgraft.graphs import alexnet, registry, vgg16
 from tfgraft.graphs.errors import GraftError
 from tfgraft.graphs.frozen import sha256_file
-from tfgraft.graphs.npy_weights import check_weights, layer_shapes, layers_up_to, load_weights
+from tfgraft.graphs.npy_weights import (
+    check_weights, fc8_width, layer_shapes, layers_up_to, load_weights)
 from tfgraft.graphs.safety import check_graph_ops
 
 tf1 = tf.compat.v1
@@ -97,8 +98,7 @@ def load_npy_backbone(network, weights_path, layer=None):
     layer = layer or card.bottleneck_tensor
     weights = load_weights(weights_path)
     width_divisor = width_divisor_of(network, weights)
-    num_classes = weights['fc8'][1].shape[0] if 'fc8' in weights else 1000
-    table = layers_up_to(network, spec.layer_table(num_classes, width_divisor), layer)
+    table = layers_up_to(network, spec.layer_table(fc8_width(weights), width_divisor), layer)
     outputs, shapes = layer_shapes(network, table, (spec.input_size, spec.input_size, 3))
     check_weights(network, weights, shapes)
     card = dataclasses.replace(card, bottleneck_tensor=layer,

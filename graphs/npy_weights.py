@@ -345,6 +345,13 @@ def _layer_parameters(layer, shapes, weights, train_layers, skip_layers):
     return tuple(tf.constant(array, name=part) for part, array in zip(PARTS, arrays))
 
 
+def fc8_width(weights, num_classes=None):
+    """num_classes if given, else the classes fc8 holds in `weights` (1000, ImageNet's, without fc8)."""
+    if num_classes is not None:
+        return num_classes
+    return weights['fc8'][1].shape[0] if 'fc8' in weights else 1000
+
+
 def build_network(network, table, images, weights, keep_prob=1.0, train_layers=(),
                   skip_layers=(), last_layer=None, scope=None):
     """Add the table's layers fed by `images` [N, H, W, C]; return (output, end_points).

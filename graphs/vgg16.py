@@ -8,7 +8,8 @@ conv1_1 ... conv5_3, fc6, fc7, fc8 to [weights, biases]; fc6 weights are
 [25088, 4096] (pool5 7x7x512 flattened). conv layers end in their ReLU;
 fc6/fc7 are linear and relu6 (the tutorial's 4096-d codes), relu7 their ReLUs.
 """
-from tfgraft.graphs.npy_weights import Conv, Dropout, FullyConnected, MaxPool, ReLU, build_network
+from tfgraft.graphs.npy_weights import (
+    Conv, Dropout, FullyConnected, MaxPool, ReLU, build_network, fc8_width)
 
 INPUT_SIZE = 224
 
@@ -50,8 +51,6 @@ def vgg16(images, weights, num_classes=None, keep_prob=1.0, train_layers=(), ski
     num_classes: fc8's width; by default as in `weights` (1000 for ImageNet).
     Give it when fc8 is in skip_layers to learn new classes.
     """
-    if num_classes is None:
-        num_classes = weights['fc8'][1].shape[0] if 'fc8' in weights else 1000
-    table = layer_table(num_classes, width_divisor)
+    table = layer_table(fc8_width(weights, num_classes), width_divisor)
     return build_network('vgg16', table, images, weights, keep_prob, train_layers,
                          skip_layers, last_layer, scope)

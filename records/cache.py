@@ -5,6 +5,7 @@ bottleneck tensor): a re-run computes only new or changed images. Vectors go
 to small chunk files, each written atomically as it fills, so a killed run
 keeps all but its last unfinished chunk and the next run resumes from there.
 """
+import collections
 import glob
 import hashlib
 import io
@@ -22,6 +23,9 @@ CHUNK_SIZE = 256
 
 def cache_root(bottleneck_dir):
     return os.path.join(bottleneck_dir, CACHE_DIR_NAME)
+
+
+Remembered = collections.namedtuple('Remembered', 'sha256 width height fallback')
 
 
 class FileHashes:
@@ -42,12 +46,12 @@ class FileHashes:
         return [status.st_size, status.st_mtime_ns]
 
     def remembered(self, path, key):
-        """(sha256, width, height, fallback) of an unchanged file seen before, else None."""
+        """Remembered(sha256, width, height, fallback) of an unchanged file seen before, else None."""
         entry = self.known.get(key)
         if not entry or len(entry) != 6 or entry[:2] != self._stamp(path):
             return None
         self.seen[key] = entry
-        return tuple(entry[2:])
+        return Remembered(*entry[2:])
 
     def sha256(self, path, key, info):
         """Hash the file and remember it with its ImageInfo."""

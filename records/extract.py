@@ -23,7 +23,7 @@ from tfgraft.records.atomic import atomic_write_json, read_json
 from tfgraft.records.cache import BottleneckCache, FileHashes
 from tfgraft.records.decode import load_rgb
 from tfgraft.records.image_check import (DEFAULT_MAX_PIXELS, SkipImage, fallback_decode,
-                                          inspect_image)
+                                          inspect_image, too_many_pixels)
 from tfgraft.records.listing import list_images
 from tfgraft.records.writer import MANIFEST_NAME, finish_interrupted_commit, write_records
 
@@ -115,9 +115,9 @@ def _check_and_hash(listing, hashes, max_pixels):
         path = os.path.join(listing.image_dir, entry.path)
         try:
             remembered = hashes.remembered(path, entry.path)
-            if remembered and remembered[1] * remembered[2] <= max_pixels:
-                digest, needs_fallback = remembered[0], bool(remembered[3])
-            else:
+            if remembered and not too_many_pixels(remembered.width, remembered.height, max_pixels):
+                digest, needs_fallback = remembered.sha256, bool(remembered.fallback)
+            else:   # new, changed, or over a lowered limit: inspect_image says why
                 info = inspect_image(path, max_pixels)
                 digest, needs_fallback = hashes.sha256(path, entry.path, info), info.needs_fallback
         except SkipImage as error:

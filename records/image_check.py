@@ -76,6 +76,10 @@ def is_candidate_file(name):
     return not name.startswith('.') and name.lower() not in IGNORED_NAMES
 
 
+def too_many_pixels(width, height, max_pixels):
+    return width * height > max_pixels
+
+
 def inspect_image(path, max_pixels=DEFAULT_MAX_PIXELS):
     """ImageInfo from the file's header; raises SkipImage if it cannot be used."""
     try:
@@ -89,7 +93,7 @@ def inspect_image(path, max_pixels=DEFAULT_MAX_PIXELS):
             info, body_start, end_marker = _read_header(head, handle, status.st_size)
             if info.width <= 0 or info.height <= 0:
                 raise SkipImage('zero-size image: header says %dx%d' % (info.width, info.height))
-            if info.width * info.height > max_pixels:
+            if too_many_pixels(info.width, info.height, max_pixels):
                 raise SkipImage('too many pixels: %dx%d > max_pixels %d'
                                 % (info.width, info.height, max_pixels))
             if end_marker and not _has_end_marker(handle, status.st_size, end_marker, body_start):
