@@ -29,6 +29,7 @@ from tfgraft.graphs.errors import GraftError
 from tfgraft.graphs.factory import load_described
 from tfgraft.graphs.preprocessing import preprocess_image
 from tfgraft.records.decode import load_rgb
+from tfgraft.records.pipeline import usable_cores, without_autotune
 
 tf1 = tf.compat.v1
 
@@ -56,13 +57,13 @@ def image_input_fn(paths, labels, card, batch_size, training, augmentation=None,
         if training:
             dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()
             if augmentation:     # draw k of the run gets the stateless seed (seed, k)
-                dataset = dataset.enumerate().map(load_augmented, num_parallel_calls=2)
+                dataset = dataset.enumerate().map(load_augmented, num_parallel_calls=usable_cores())
             else:
-                dataset = dataset.map(load, num_parallel_calls=2)
+                dataset = dataset.map(load, num_parallel_calls=usable_cores())
             dataset = dataset.batch(batch_size, drop_remainder=True)
         else:
             dataset = dataset.map(load).batch(batch_size or len(paths)).repeat()
-        iterator = tf1.data.make_one_shot_iterator(dataset.prefetch(2))
+        iterator = tf1.data.make_one_shot_iterator(without_autotune(dataset.prefetch(2)))
 
         def next_batch():
             images, truth = iterator.get_next()

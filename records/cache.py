@@ -14,7 +14,6 @@ import uuid
 
 import numpy as np
 
-from tfgraft.graphs.frozen import sha256_file
 from tfgraft.records.atomic import atomic_write, atomic_write_json, read_json
 
 CACHE_DIR_NAME = '.cache'
@@ -41,24 +40,22 @@ class FileHashes:
         self.seen = {}
 
     @staticmethod
-    def _stamp(path):
+    def stamp(path):
+        """[size, mtime_ns]: taken before a file is read, so a change while reading shows next time."""
         status = os.stat(path)
         return [status.st_size, status.st_mtime_ns]
 
     def remembered(self, path, key):
         """Remembered(sha256, width, height, fallback) of an unchanged file seen before, else None."""
         entry = self.known.get(key)
-        if not entry or len(entry) != 6 or entry[:2] != self._stamp(path):
+        if not entry or len(entry) != 6 or entry[:2] != self.stamp(path):
             return None
         self.seen[key] = entry
         return Remembered(*entry[2:])
 
-    def sha256(self, path, key, info):
-        """Hash the file and remember it with its ImageInfo."""
-        stamp = self._stamp(path)
-        digest = sha256_file(path)
-        self.seen[key] = stamp + [digest, info.width, info.height, info.fallback]
-        return digest
+    def remember(self, stamp, key, info, sha256):
+        """Remember the file's sha256 and ImageInfo under its stamp."""
+        self.seen[key] = stamp + [sha256, info.width, info.height, info.fallback]
 
     def save(self):
         os.makedirs(os.path.dirname(self.path), exist_ok=True)

@@ -3,9 +3,11 @@
 Every image is checked (header only), hashed, and looked up in the cache; the
 ones not seen before go through one tf.compat.v1 session fed by a parallel
 tf.data pipeline (read, decode, resize, scale; batched, prefetched) into the
-backbone. Records, labels.txt and manifest.json are then written as one
-commit. A re-run with nothing new does no TensorFlow work at all.
+backbone. That session is built and optimised on a thread while the images
+are checked and hashed. Records, labels.txt and manifest.json are then written
+as one commit. A re-run with nothing new does no TensorFlow work at all.
 """
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -25,6 +27,7 @@ from tfgraft.records.decode import load_rgb
 from tfgraft.records.image_check import (DEFAULT_MAX_PIXELS, SkipImage, fallback_decode,
                                           inspect_image, too_many_pixels)
 from tfgraft.records.listing import list_images
+from tfgraft.records.pipeline import usable_cores, without_autotune
 from tfgraft.records.writer import MANIFEST_NAME, finish_interrupted_commit, write_records
 
 tf1 = tf.compat.v1
@@ -46,62 +49,116 @@ def backbone_key(card):
     return card.preprocessing_key() + '\n' + card.batch_bottleneck_tensor
 
 
-def _image_dataset(paths, fallback, card):
-    """(index, preprocessed image) for every file: TensorFlow decodes all but the
-    `fallback` indices, which scikit-image decodes (formats TF gets wrong)."""
-    decoded_by_tf = [i for i in range(len(paths)) if i not in fallback]
+def image_batches(indices, paths, card, batch_size, fallback_images=None):
+    """Batches of (indices, preprocessed images).
 
+    indices, paths: 1-D arrays or tensors, the files TensorFlow decodes.
+    fallback_images: a generator function of (index, uint8 RGB image) for the files
+    scikit-image decodes (formats TensorFlow gets wrong); they come last.
+    Files that fail to decode are dropped from the stream.
+    """
     def load(index, path):
         return index, preprocess_image(load_rgb(path), card)
 
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (np.array(decoded_by_tf, np.int64), np.array([paths[i] for i in decoded_by_tf], object)))
-    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-    if fallback:
-        def decode_in_python():
-            for index in sorted(fallback):
-                try:
-                    yield index, fallback_decode(paths[index])
-                except SkipImage:
-                    continue
-
-        others = tf.data.Dataset.from_generator(decode_in_python, output_signature=(
+    dataset = tf.data.Dataset.from_tensor_slices((indices, paths))
+    dataset = dataset.map(load, num_parallel_calls=usable_cores(), deterministic=False)
+    if fallback_images:
+        others = tf.data.Dataset.from_generator(fallback_images, output_signature=(
             tf.TensorSpec([], tf.int64), tf.TensorSpec([None, None, 3], tf.uint8)))
         dataset = dataset.concatenate(others.map(lambda i, image: (i, preprocess_image(image, card))))
-    return dataset
+    return without_autotune(dataset.ignore_errors().batch(batch_size).prefetch(2))
 
 
-def compute_bottlenecks(paths, backbone, batch_size, on_vector, progress=True, fallback=()):
-    """Run the backbone over image files; on_vector(index, vector) for each one done.
+class ExtractionSession:
+    """The backbone behind the image pipeline, in one tf.compat.v1 session.
 
-    Files that fail to decode are dropped from the stream; the caller sees
-    them as indices never reported.
+    The file list is fed when a run starts, so the graph is built and optimised
+    (Grappler, on the first session run) before the files are known: write_bottlenecks
+    builds it on a thread while it checks and hashes the images.
     """
-    graph = tf.Graph()
-    with graph.as_default():
-        dataset = _image_dataset(paths, set(fallback), backbone.card)
-        dataset = dataset.ignore_errors().batch(batch_size).prefetch(2)
-        indices, images = tf1.data.make_one_shot_iterator(dataset).get_next()
-        bottlenecks = backbone.build(images)
-    bar = tf.keras.utils.Progbar(len(paths), unit_name='image', stateful_metrics=['images/s']) \
-        if progress else None
-    started, done = time.time(), 0
-    with tf1.Session(graph=graph) as sess:
+
+    def __init__(self, backbone, batch_size):
+        self.card = backbone.card
+        self._fallback = []
+        graph = tf.Graph()
+        with graph.as_default():
+            self._indices = tf1.placeholder(tf.int64, [None], name='indices')
+            self._paths = tf1.placeholder(tf.string, [None], name='paths')
+            dataset = image_batches(self._indices, self._paths, backbone.card, batch_size,
+                                    self._decode_fallback)
+            iterator = tf1.data.make_initializable_iterator(dataset)
+            self._start = iterator.initializer
+            self._batch_indices, images = iterator.get_next()
+            self._bottlenecks = backbone.build(images)
+        self._session = tf1.Session(graph=graph)
+        self.run([], lambda index, vector: None)   # no files: builds and optimises the graph
+
+    def _decode_fallback(self):
+        for index, path in self._fallback:
+            try:
+                yield index, fallback_decode(path)
+            except SkipImage:
+                continue
+
+    def run(self, paths, on_vector, fallback=(), bar=None):
+        """on_vector(index, vector) for each file of `paths` that decodes; returns how many."""
+        fallback = set(fallback)
+        by_tf = [i for i in range(len(paths)) if i not in fallback]
+        self._fallback = [(i, paths[i]) for i in sorted(fallback)]
+        self._session.run(self._start, {self._indices: np.array(by_tf, np.int64),
+                                        self._paths: np.array([paths[i] for i in by_tf], object)})
+        started, done = time.time(), 0
         while True:
             try:
-                batch_indices, batch_vectors = sess.run([indices, bottlenecks])
+                batch_indices, batch_vectors = self._session.run(
+                    [self._batch_indices, self._bottlenecks])
             except tf.errors.OutOfRangeError:
-                break
+                return done
             except tf.errors.OpError as error:   # images that fail are dropped: this is the graph
                 raise GraftError('graph %s failed to run: %s' % (
-                    backbone.card.name, ' '.join(error.message.split())[:300])) from None
+                    self.card.name, ' '.join(error.message.split())[:300])) from None
             for index, vector in zip(batch_indices, batch_vectors):
                 on_vector(int(index), vector)
             done += len(batch_indices)
             if bar:
                 bar.update(done, [('images/s', done / max(time.time() - started, 1e-9))])
+
+    def close(self):
+        self._session.close()
+
+
+def compute_bottlenecks(paths, backbone, batch_size, on_vector, progress=True, fallback=(),
+                        session=None):
+    """Run the backbone over image files; on_vector(index, vector) for each one done.
+
+    Files that fail to decode are dropped from the stream; the caller sees
+    them as indices never reported. `session`: an ExtractionSession to use (and
+    leave open); by default one is made for this call.
+    """
+    own_session = session is None
+    session = session or ExtractionSession(backbone, batch_size)
+    bar = tf.keras.utils.Progbar(len(paths), unit_name='image', stateful_metrics=['images/s']) \
+        if progress else None
+    started = time.time()
+    try:
+        done = session.run(paths, on_vector, fallback, bar)
+    finally:
+        if own_session:
+            session.close()
     if bar and done < len(paths):
         bar.update(len(paths), [('images/s', done / max(time.time() - started, 1e-9))])
+
+
+def _warm_up(backbone, batch_size):
+    """A Future of an ExtractionSession built and optimised on a thread."""
+    thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='tfgraft-warm-up')
+    warming = thread.submit(ExtractionSession, backbone, batch_size)
+    thread.shutdown(wait=False)
+    return warming
+
+
+def _close_when_built(warming):
+    warming.add_done_callback(lambda built: built.exception() or built.result().close())
 
 
 def _check_and_hash(listing, hashes, max_pixels):
@@ -118,8 +175,10 @@ def _check_and_hash(listing, hashes, max_pixels):
             if remembered and not too_many_pixels(remembered.width, remembered.height, max_pixels):
                 digest, needs_fallback = remembered.sha256, bool(remembered.fallback)
             else:   # new, changed, or over a lowered limit: inspect_image says why
-                info = inspect_image(path, max_pixels)
-                digest, needs_fallback = hashes.sha256(path, entry.path, info), info.needs_fallback
+                stamp, content = hashes.stamp(path), hashlib.sha256()
+                info = inspect_image(path, max_pixels, content)
+                digest, needs_fallback = content.hexdigest(), info.needs_fallback
+                hashes.remember(stamp, entry.path, info, digest)
         except SkipImage as error:
             skipped.append({'image_path': entry.path, 'reason': str(error)})
             continue
@@ -177,6 +236,20 @@ def write_bottlenecks(image_dir, backbone, bottleneck_dir, batch_size=64,
     os.makedirs(bottleneck_dir, exist_ok=True)
     finish_interrupted_commit(bottleneck_dir)
     hashes = FileHashes(bottleneck_dir)
+    # Files never seen here will need the backbone: build and optimise its graph on a
+    # thread while they are checked and hashed.
+    warming = _warm_up(backbone, batch_size) if any(
+        entry.path not in hashes.known for entry in listing.entries) else None
+    try:
+        return _write_bottlenecks(listing, backbone, bottleneck_dir, batch_size, hashes,
+                                  max_pixels, progress, warming)
+    finally:
+        if warming:
+            _close_when_built(warming)
+
+
+def _write_bottlenecks(listing, backbone, bottleneck_dir, batch_size, hashes, max_pixels,
+                       progress, warming):
     usable, skipped = _check_and_hash(listing, hashes, max_pixels or DEFAULT_MAX_PIXELS)
 
     cache = BottleneckCache(bottleneck_dir, backbone.sha256, backbone_key(backbone.card))
@@ -197,7 +270,8 @@ def write_bottlenecks(image_dir, backbone, bottleneck_dir, batch_size=64,
                   % (len(todo), len(usable) - len(todo), backbone.card.name), file=sys.stderr)
         try:
             compute_bottlenecks(paths, backbone, batch_size,
-                                lambda i, vector: cache.add(digests[i], vector), progress, fallback)
+                                lambda i, vector: cache.add(digests[i], vector), progress, fallback,
+                                session=warming.result() if warming else None)
         finally:
             cache.flush()
         for digest in digests:

@@ -1,6 +1,6 @@
 """Look at an image file's header before anything decodes it.
 
-`inspect_image` reads a few KB of a file: its format from the magic bytes
+`inspect_image` reads a few KB of a file (all of it when it also hashes it): its format from the magic bytes
 (never from the name: a PNG named .jpg is a PNG, a text file named .jpg is
 not an image), the size its header declares, and whether the file ends where
 its format says it must. Empty, truncated, unknown and oversized files
@@ -16,6 +16,7 @@ Everything else it decodes wrongly or not at all: palette (1, 4, 8 bits),
 For those ImageInfo.fallback says why, and `fallback_decode` reads them.
 """
 import dataclasses
+import io
 import os
 import stat
 import struct
@@ -25,6 +26,7 @@ DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 IGNORED_NAMES = ('thumbs.db', 'desktop.ini')
 
 HEAD_BYTES = 1024
+WHOLE_FILE_BYTES = 32 << 20
 TAIL_BYTES = 1024
 SCAN_CHUNK = 1 << 16
 MAX_JPEG_MARKERS = 256
@@ -80,8 +82,12 @@ def too_many_pixels(width, height, max_pixels):
     return width * height > max_pixels
 
 
-def inspect_image(path, max_pixels=DEFAULT_MAX_PIXELS):
-    """ImageInfo from the file's header; raises SkipImage if it cannot be used."""
+def inspect_image(path, max_pixels=DEFAULT_MAX_PIXELS, digest=None):
+    """ImageInfo from the file's header; raises SkipImage if it cannot be used.
+
+    digest: a hashlib object to feed the whole file, read in the same pass (a file of
+    up to WHOLE_FILE_BYTES is read once, into memory, and inspected there).
+    """
     try:
         status = os.stat(path)
         if not stat.S_ISREG(status.st_mode):
@@ -89,17 +95,31 @@ def inspect_image(path, max_pixels=DEFAULT_MAX_PIXELS):
         if status.st_size == 0:
             raise SkipImage('empty file')
         with open(path, 'rb') as handle:
-            head = handle.read(HEAD_BYTES)
-            info, body_start, end_marker = _read_header(head, handle, status.st_size)
-            if info.width <= 0 or info.height <= 0:
-                raise SkipImage('zero-size image: header says %dx%d' % (info.width, info.height))
-            if too_many_pixels(info.width, info.height, max_pixels):
-                raise SkipImage('too many pixels: %dx%d > max_pixels %d'
-                                % (info.width, info.height, max_pixels))
-            if end_marker and not _has_end_marker(handle, status.st_size, end_marker, body_start):
-                raise SkipImage('truncated %s (no end marker)' % info.format.upper())
+            hashed = digest is not None and status.st_size <= WHOLE_FILE_BYTES
+            if hashed:
+                contents = handle.read()
+                digest.update(contents)
+                handle = io.BytesIO(contents)
+            info = _inspect(handle, status.st_size, max_pixels)
+            if digest is not None and not hashed:
+                handle.seek(0)
+                for chunk in iter(lambda: handle.read(SCAN_CHUNK), b''):
+                    digest.update(chunk)
     except OSError as error:
         raise SkipImage('unreadable: %s' % (error.strerror or str(error)).lower()) from None
+    return info
+
+
+def _inspect(handle, size, max_pixels):
+    head = handle.read(HEAD_BYTES)
+    info, body_start, end_marker = _read_header(head, handle, size)
+    if info.width <= 0 or info.height <= 0:
+        raise SkipImage('zero-size image: header says %dx%d' % (info.width, info.height))
+    if too_many_pixels(info.width, info.height, max_pixels):
+        raise SkipImage('too many pixels: %dx%d > max_pixels %d'
+                        % (info.width, info.height, max_pixels))
+    if end_marker and not _has_end_marker(handle, size, end_marker, body_start):
+        raise SkipImage('truncated %s (no end marker)' % info.format.upper())
     return info
 
 

@@ -17,6 +17,7 @@ import tensorflow as tf
 from tfgraft.graphs.errors import GraftError
 from tfgraft.graphs.registry import GraphCard
 from tfgraft.records import schema
+from tfgraft.records.pipeline import usable_cores, without_autotune
 from tfgraft.records.writer import JOURNAL_NAME, MANIFEST_NAME, finish_interrupted_commit
 
 
@@ -66,9 +67,8 @@ def make_dataset(bottleneck_dir, split, manifest=None):
     manifest = manifest or read_manifest(bottleneck_dir)
     spec = schema.feature_spec(manifest['bottleneck_size'])
     files = split_files(bottleneck_dir, split, manifest)
-    return tf.data.TFRecordDataset(files).map(
-        lambda record: tf.io.parse_single_example(record, spec),
-        num_parallel_calls=tf.data.AUTOTUNE)
+    return without_autotune(tf.data.TFRecordDataset(files).map(
+        lambda record: tf.io.parse_single_example(record, spec), num_parallel_calls=usable_cores()))
 
 
 def load_split(bottleneck_dir, split, manifest=None):
@@ -82,7 +82,7 @@ def load_split(bottleneck_dir, split, manifest=None):
     bottlenecks, labels, texts, paths, hashes = [], [], [], [], []
     try:
         for path in split_files(bottleneck_dir, split, manifest):
-            for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+            for record in without_autotune(tf.data.TFRecordDataset(path)).as_numpy_iterator():
                 example = tf.train.Example.FromString(record)
                 feature = example.features.feature
                 vector = np.asarray(feature['bottleneck'].float_list.value, np.float32)

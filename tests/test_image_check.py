@@ -1,4 +1,5 @@
 """Header checks before decoding: every awkward file gets its expected outcome."""
+import hashlib
 import os
 
 import numpy as np
@@ -7,6 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 from corpus.make_corpus import make_corpus
+from tfgraft.records import image_check
 from tfgraft.records.image_check import (
     SkipImage, fallback_decode, inspect_image, is_candidate_file)
 
@@ -116,6 +118,29 @@ def test_unreadable_file(tmp_path):
         inspect_image(str(path))
     with pytest.raises(SkipImage, match='unreadable: no such file'):
         inspect_image(str(tmp_path / 'missing.jpg'))
+
+
+@pytest.mark.parametrize('whole_file_bytes', [image_check.WHOLE_FILE_BYTES, 100])
+def test_inspection_hashes_the_whole_file_in_the_same_pass(corpus, monkeypatch, whole_file_bytes):
+    """Read once into memory, or (over WHOLE_FILE_BYTES) streamed after the check: the
+    digest is the file's, and the check's outcome is the one without hashing."""
+    monkeypatch.setattr(image_check, 'WHOLE_FILE_BYTES', whole_file_bytes)
+    for path, case in cases(corpus, 'used'):
+        digest = hashlib.sha256()
+        info = inspect_image(path, digest=digest)
+        with open(path, 'rb') as handle:
+            assert digest.hexdigest() == hashlib.sha256(handle.read()).hexdigest(), path
+        assert info == inspect_image(path), path
+    for path, case in cases(corpus, 'skipped'):
+        if os.path.isfile(path):
+            assert outcome(path, hashlib.sha256()) == outcome(path), path
+
+
+def outcome(path, digest=None):
+    try:
+        return inspect_image(path, digest=digest)
+    except SkipImage as error:
+        return str(error)
 
 
 def test_real_photos_all_pass(cats_and_dogs):

@@ -1,0 +1,87 @@
+"""One extraction session, built before the files are known, serves any number of runs;
+every tfgraft pipeline runs with tf.data's autotuner off (records/pipeline.py)."""
+import os
+
+import numpy as np
+import pytest
+import skimage.data
+import tensorflow as tf
+
+from tfgraft.records import extract, reader
+from tfgraft.records.extract import ExtractionSession, compute_bottlenecks, image_batches
+
+
+@pytest.fixture(scope='module')
+def photos(tmp_path_factory):
+    """Three JPEGs TensorFlow decodes and one 8-bit palette BMP it does not (the fallback)."""
+    from PIL import Image
+    folder = tmp_path_factory.mktemp('photos')
+    paths = []
+    for name in ('chelsea', 'astronaut', 'coffee'):
+        path = str(folder / (name + '.jpg'))
+        Image.fromarray(getattr(skimage.data, name)()).save(path, quality=90)
+        paths.append(path)
+    path = str(folder / 'rocket.bmp')
+    Image.fromarray(skimage.data.rocket()).convert('P').save(path)
+    paths.append(path)
+    return paths
+
+
+def vectors_of(run, paths, fallback):
+    found = {}
+    run(paths, found.__setitem__, fallback)
+    return found
+
+
+def test_a_warm_session_gives_each_run_what_a_fresh_one_gives(mobilenet_backbone, photos):
+    fresh = {}
+    compute_bottlenecks(photos, mobilenet_backbone, 2, fresh.__setitem__, progress=False,
+                        fallback=[3])
+    assert sorted(fresh) == [0, 1, 2, 3]
+    session = ExtractionSession(mobilenet_backbone, 2)
+    try:
+        first = vectors_of(session.run, photos, [3])
+        # A second run with other files and no fallback: nothing is left over from the first.
+        second = vectors_of(session.run, photos[1:3], ())
+    finally:
+        session.close()
+    assert sorted(first) == [0, 1, 2, 3] and sorted(second) == [0, 1]
+    for index in fresh:
+        np.testing.assert_allclose(first[index], fresh[index], atol=1e-5)
+    np.testing.assert_allclose(second[0], fresh[1], atol=1e-5)
+    np.testing.assert_allclose(second[1], fresh[2], atol=1e-5)
+
+
+def test_write_bottlenecks_warms_up_only_when_a_file_is_new(mobilenet_backbone, photos, tmp_path,
+                                                            monkeypatch):
+    image_dir = tmp_path / 'images'
+    for label, chosen in (('cats', photos[:2]), ('things', photos[2:])):
+        os.makedirs(image_dir / label)
+        for path in chosen:
+            os.link(path, image_dir / label / os.path.basename(path))
+    sessions = []
+    real = ExtractionSession.__init__
+
+    def counting(self, *args):
+        sessions.append(self)
+        real(self, *args)
+    monkeypatch.setattr(ExtractionSession, '__init__', counting)
+    closed = []
+    monkeypatch.setattr(ExtractionSession, 'close', lambda self: closed.append(self))
+    out = str(tmp_path / 'records')
+    extract.write_bottlenecks(str(image_dir), mobilenet_backbone, out, batch_size=2, progress=False)
+    assert len(sessions) == 1
+    extract.write_bottlenecks(str(image_dir), mobilenet_backbone, out, batch_size=2, progress=False)
+    assert len(sessions) == 1          # nothing new: no TensorFlow work at all
+    assert closed == sessions
+
+
+def test_pipelines_run_without_the_autotuner(cats_dogs_records, photos):
+    batches = image_batches(np.arange(3), photos[:3], _card(), 2)
+    assert batches.options().autotune.enabled is False
+    assert reader.make_dataset(cats_dogs_records, 'validation').options().autotune.enabled is False
+
+
+def _card():
+    from tfgraft.graphs import registry
+    return registry.mobilenet_v1_card('0.25', 128)
