@@ -57,9 +57,9 @@ def image_input_fn(paths, labels, card, batch_size, training, augmentation=None,
         if training:
             dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()
             if augmentation:     # draw k of the run gets the stateless seed (seed, k)
-                dataset = dataset.enumerate().map(load_augmented, num_parallel_calls=usable_cores())
-            else:
-                dataset = dataset.map(load, num_parallel_calls=usable_cores())
+                dataset = dataset.enumerate()
+            dataset = dataset.map(load_augmented if augmentation else load,
+                                  num_parallel_calls=usable_cores())
             dataset = dataset.batch(batch_size, drop_remainder=True)
         else:
             dataset = dataset.map(load).batch(batch_size or len(paths)).repeat()

@@ -45,10 +45,11 @@ class FileHashes:
         status = os.stat(path)
         return [status.st_size, status.st_mtime_ns]
 
-    def remembered(self, path, key):
-        """Remembered(sha256, width, height, fallback) of an unchanged file seen before, else None."""
+    def remembered(self, stamp, key):
+        """Remembered(sha256, width, height, fallback) of a file seen before with this stamp,
+        else None."""
         entry = self.known.get(key)
-        if not entry or len(entry) != 6 or entry[:2] != self.stamp(path):
+        if not entry or len(entry) != 6 or entry[:2] != stamp:
             return None
         self.seen[key] = entry
         return Remembered(*entry[2:])

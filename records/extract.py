@@ -8,6 +8,7 @@ are checked and hashed. Records, labels.txt and manifest.json are then written
 as one commit. A re-run with nothing new does no TensorFlow work at all.
 """
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import os
@@ -108,11 +109,17 @@ class ExtractionSession:
         self._session.run(self._start, {self._indices: np.array(by_tf, np.int64),
                                         self._paths: np.array([paths[i] for i in by_tf], object)})
         started, done = time.time(), 0
+
+        def show(count):
+            if bar:
+                bar.update(count, [('images/s', done / max(time.time() - started, 1e-9))])
         while True:
             try:
                 batch_indices, batch_vectors = self._session.run(
                     [self._batch_indices, self._bottlenecks])
             except tf.errors.OutOfRangeError:
+                if done < len(paths):    # files that failed to decode: finish the bar
+                    show(len(paths))
                 return done
             except tf.errors.OpError as error:   # images that fail are dropped: this is the graph
                 raise GraftError('graph %s failed to run: %s' % (
@@ -120,8 +127,7 @@ class ExtractionSession:
             for index, vector in zip(batch_indices, batch_vectors):
                 on_vector(int(index), vector)
             done += len(batch_indices)
-            if bar:
-                bar.update(done, [('images/s', done / max(time.time() - started, 1e-9))])
+            show(done)
 
     def close(self):
         self._session.close()
@@ -139,26 +145,27 @@ def compute_bottlenecks(paths, backbone, batch_size, on_vector, progress=True, f
     session = session or ExtractionSession(backbone, batch_size)
     bar = tf.keras.utils.Progbar(len(paths), unit_name='image', stateful_metrics=['images/s']) \
         if progress else None
-    started = time.time()
     try:
-        done = session.run(paths, on_vector, fallback, bar)
+        session.run(paths, on_vector, fallback, bar)
     finally:
         if own_session:
             session.close()
-    if bar and done < len(paths):
-        bar.update(len(paths), [('images/s', done / max(time.time() - started, 1e-9))])
 
 
-def _warm_up(backbone, batch_size):
-    """A Future of an ExtractionSession built and optimised on a thread."""
+@contextlib.contextmanager
+def _session_built_meanwhile(backbone, batch_size, wanted):
+    """A Future of an ExtractionSession being built and optimised on a thread (None
+    unless wanted); on leaving, the session is closed once it is built."""
+    if not wanted:
+        yield None
+        return
     thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='tfgraft-warm-up')
     warming = thread.submit(ExtractionSession, backbone, batch_size)
     thread.shutdown(wait=False)
-    return warming
-
-
-def _close_when_built(warming):
-    warming.add_done_callback(lambda built: built.exception() or built.result().close())
+    try:
+        yield warming
+    finally:
+        warming.add_done_callback(lambda built: built.exception() or built.result().close())
 
 
 def _check_and_hash(listing, hashes, max_pixels):
@@ -171,11 +178,12 @@ def _check_and_hash(listing, hashes, max_pixels):
     for entry in sorted(listing.entries, key=lambda e: e.path):
         path = os.path.join(listing.image_dir, entry.path)
         try:
-            remembered = hashes.remembered(path, entry.path)
+            stamp = hashes.stamp(path)
+            remembered = hashes.remembered(stamp, entry.path)
             if remembered and not too_many_pixels(remembered.width, remembered.height, max_pixels):
                 digest, needs_fallback = remembered.sha256, bool(remembered.fallback)
             else:   # new, changed, or over a lowered limit: inspect_image says why
-                stamp, content = hashes.stamp(path), hashlib.sha256()
+                content = hashlib.sha256()
                 info = inspect_image(path, max_pixels, content)
                 digest, needs_fallback = content.hexdigest(), info.needs_fallback
                 hashes.remember(stamp, entry.path, info, digest)
@@ -238,47 +246,37 @@ def write_bottlenecks(image_dir, backbone, bottleneck_dir, batch_size=64,
     hashes = FileHashes(bottleneck_dir)
     # Files never seen here will need the backbone: build and optimise its graph on a
     # thread while they are checked and hashed.
-    warming = _warm_up(backbone, batch_size) if any(
-        entry.path not in hashes.known for entry in listing.entries) else None
-    try:
-        return _write_bottlenecks(listing, backbone, bottleneck_dir, batch_size, hashes,
-                                  max_pixels, progress, warming)
-    finally:
-        if warming:
-            _close_when_built(warming)
+    with _session_built_meanwhile(backbone, batch_size, any(
+            entry.path not in hashes.known for entry in listing.entries)) as warming:
+        usable, skipped = _check_and_hash(listing, hashes, max_pixels or DEFAULT_MAX_PIXELS)
 
+        cache = BottleneckCache(bottleneck_dir, backbone.sha256, backbone_key(backbone.card))
+        vectors = cache.load()
+        failed_path = os.path.join(cache.folder, 'failed.json')
+        failed = read_json(failed_path, {}) or {}
+        todo, fallback = {}, set()
+        for entry, digest, needs_fallback in usable:
+            if digest not in vectors and digest not in failed:
+                if needs_fallback:
+                    fallback.add(len(todo))
+                todo[digest] = os.path.join(listing.image_dir, entry.path)
 
-def _write_bottlenecks(listing, backbone, bottleneck_dir, batch_size, hashes, max_pixels,
-                       progress, warming):
-    usable, skipped = _check_and_hash(listing, hashes, max_pixels or DEFAULT_MAX_PIXELS)
-
-    cache = BottleneckCache(bottleneck_dir, backbone.sha256, backbone_key(backbone.card))
-    vectors = cache.load()
-    failed_path = os.path.join(cache.folder, 'failed.json')
-    failed = read_json(failed_path, {}) or {}
-    todo, fallback = {}, set()
-    for entry, digest, needs_fallback in usable:
-        if digest not in vectors and digest not in failed:
-            if needs_fallback:
-                fallback.add(len(todo))
-            todo[digest] = os.path.join(listing.image_dir, entry.path)
-
-    if todo:
-        digests, paths = list(todo), list(todo.values())
-        if progress:
-            print('computing %d bottlenecks (%d cached) with %s'
-                  % (len(todo), len(usable) - len(todo), backbone.card.name), file=sys.stderr)
-        try:
-            compute_bottlenecks(paths, backbone, batch_size,
-                                lambda i, vector: cache.add(digests[i], vector), progress, fallback,
-                                session=warming.result() if warming else None)
-        finally:
-            cache.flush()
-        for digest in digests:
-            if digest not in cache.vectors:
-                failed[digest] = 'could not be decoded'
-        os.makedirs(cache.folder, exist_ok=True)
-        atomic_write_json(failed_path, failed)
+        if todo:
+            digests, paths = list(todo), list(todo.values())
+            if progress:
+                print('computing %d bottlenecks (%d cached) with %s'
+                      % (len(todo), len(usable) - len(todo), backbone.card.name), file=sys.stderr)
+            try:
+                compute_bottlenecks(paths, backbone, batch_size,
+                                    lambda i, vector: cache.add(digests[i], vector), progress,
+                                    fallback, session=warming.result() if warming else None)
+            finally:
+                cache.flush()
+            for digest in digests:
+                if digest not in cache.vectors:
+                    failed[digest] = 'could not be decoded'
+            os.makedirs(cache.folder, exist_ok=True)
+            atomic_write_json(failed_path, failed)
 
     kept = []
     for entry, digest, _ in usable:

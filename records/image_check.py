@@ -1,8 +1,8 @@
 """Look at an image file's header before anything decodes it.
 
-`inspect_image` reads a few KB of a file (all of it when it also hashes it): its format from the magic bytes
-(never from the name: a PNG named .jpg is a PNG, a text file named .jpg is
-not an image), the size its header declares, and whether the file ends where
+`inspect_image` reads a few KB of a file (all of it when it also hashes it):
+its format from the magic bytes (never from the name: a PNG named .jpg is a
+PNG, a text file named .jpg is not an image), the size its header declares, and whether the file ends where
 its format says it must. Empty, truncated, unknown and oversized files
 (decompression bombs) raise SkipImage with a short reason; nothing is decoded.
 

@@ -76,12 +76,8 @@ def test_write_bottlenecks_warms_up_only_when_a_file_is_new(mobilenet_backbone, 
     assert closed == sessions
 
 
-def test_pipelines_run_without_the_autotuner(cats_dogs_records, photos):
-    batches = image_batches(np.arange(3), photos[:3], _card(), 2)
+def test_pipelines_run_without_the_autotuner(cats_dogs_records, mobilenet_backbone, photos):
+    batches = image_batches(np.arange(3), photos[:3], mobilenet_backbone.card, 2)
     assert batches.options().autotune.enabled is False
     assert reader.make_dataset(cats_dogs_records, 'validation').options().autotune.enabled is False
 
-
-def _card():
-    from tfgraft.graphs import registry
-    return registry.mobilenet_v1_card('0.25', 128)
