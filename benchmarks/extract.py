@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402  (TensorFlow reads its settings when first impo
 import tensorflow as tf  # noqa: E402
 
 from tfgraft.graphs.frozen import load_frozen_backbone
-from tfgraft.records.extract import image_batches, write_bottlenecks
+from tfgraft.records.extract import image_batches, session_config, write_bottlenecks
 from tfgraft.records.listing import list_images
 
 tf1 = tf.compat.v1
@@ -75,7 +75,7 @@ def model_only(backbone, count, batch_size):
         images = tf1.Variable(batch, trainable=False)
         bottleneck = tf.reduce_sum(backbone.build(tf.identity(images)))
         initialize = tf1.global_variables_initializer()
-    with tf1.Session(graph=graph) as sess:
+    with tf1.Session(graph=graph, config=session_config()) as sess:    # as extraction runs it
         sess.run(initialize)
         sess.run(bottleneck)
         runs = max(1, count // batch_size)

@@ -45,9 +45,11 @@ def image_input_fn(paths, labels, card, batch_size, training, augmentation=None,
     """
     paths, labels = list(paths), np.asarray(labels, np.int64)
 
+    @tf.autograph.experimental.do_not_convert    # plain graph code (tf.cond where it branches)
     def load(path, label):
         return preprocess_image(load_rgb(path), card), label
 
+    @tf.autograph.experimental.do_not_convert
     def load_augmented(draw, example):
         image, label = load(*example)
         return augment(image, augmentation, card, tf.stack([tf.constant(seed, tf.int64), draw])), label

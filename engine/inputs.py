@@ -83,9 +83,13 @@ def images_input_fn(image_paths, backbone, batch_size=16):
     from tfgraft.records.decode import load_rgb
     card = backbone.card
 
+    @tf.autograph.experimental.do_not_convert
+    def load(path):
+        return preprocess_image(load_rgb(path), card)
+
     def input_fn():
         dataset = tf.data.Dataset.from_tensor_slices(list(image_paths))
-        dataset = dataset.map(lambda path: preprocess_image(load_rgb(path), card)).batch(batch_size)
+        dataset = dataset.map(load).batch(batch_size)
         iterator = tf1.data.make_one_shot_iterator(dataset)
 
         def next_batch():

@@ -2,14 +2,16 @@
 
 Bottlenecks are cached by (image sha256, graph sha256, preprocessing and
 bottleneck tensor): a re-run computes only new or changed images. Vectors go
-to small chunk files, each written atomically as it fills, so a killed run
-keeps all but its last unfinished chunk and the next run resumes from there.
+to chunk files, each written atomically once its oldest vector has waited
+FLUSH_SECONDS, so a killed run loses at most its last second of work, however
+fast or slow the backbone, and the next run resumes from there.
 """
 import collections
 import glob
 import hashlib
 import io
 import os
+import time
 import uuid
 
 import numpy as np
@@ -17,7 +19,8 @@ import numpy as np
 from tfgraft.records.atomic import atomic_write, atomic_write_json, read_json
 
 CACHE_DIR_NAME = '.cache'
-CHUNK_SIZE = 256
+FLUSH_SECONDS = 1.0     # a chunk's oldest vector waits at most this long (each write syncs)
+MAX_CHUNKS = 16         # more chunk files than this are merged when a run ends
 
 
 def cache_root(bottleneck_dir):
@@ -71,6 +74,7 @@ class BottleneckCache:
         self.folder = os.path.join(cache_root(bottleneck_dir), 'vectors-' + key[:16])
         self.vectors = {}
         self.pending = {}
+        self._oldest_pending = 0.0
 
     def load(self):
         """Read every finished chunk; an unreadable chunk is dropped (its images recomputed)."""
@@ -86,9 +90,11 @@ class BottleneckCache:
         return self.vectors
 
     def add(self, digest, vector):
+        if not self.pending:
+            self._oldest_pending = time.monotonic()
         self.vectors[digest] = vector
         self.pending[digest] = vector
-        if len(self.pending) >= CHUNK_SIZE:
+        if time.monotonic() - self._oldest_pending >= FLUSH_SECONDS:
             self.flush()
 
     def flush(self):
@@ -108,11 +114,12 @@ class BottleneckCache:
         return path
 
     def compact(self, keep):
-        """Keep only the vectors of images still listed, in one chunk; drop the rest."""
+        """Drop the vectors of images no longer listed, and merge the chunk files into one
+        when some hold dropped vectors or there are more than MAX_CHUNKS of them."""
         self.flush()
         old = glob.glob(os.path.join(self.folder, 'chunk-*.npz'))
         kept = {d: self.vectors[d] for d in keep if d in self.vectors}
-        if len(old) <= 1 and len(kept) == len(self.vectors):
+        if len(old) <= MAX_CHUNKS and len(kept) == len(self.vectors):
             return
         new = self._write_chunk(kept) if kept else None
         for path in old:

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.protobuf import rewriter_config_pb2
 
 from tfgraft.graphs.errors import GraftError
 from tfgraft.graphs.factory import describe
@@ -58,16 +59,45 @@ def image_batches(indices, paths, card, batch_size, fallback_images=None):
     scikit-image decodes (formats TensorFlow gets wrong); they come last.
     Files that fail to decode are dropped from the stream.
     """
+    @tf.autograph.experimental.do_not_convert    # plain graph code: nothing to convert
     def load(index, path):
         return index, preprocess_image(load_rgb(path), card)
+
+    @tf.autograph.experimental.do_not_convert
+    def preprocess(index, image):
+        return index, preprocess_image(image, card)
 
     dataset = tf.data.Dataset.from_tensor_slices((indices, paths))
     dataset = dataset.map(load, num_parallel_calls=usable_cores(), deterministic=False)
     if fallback_images:
         others = tf.data.Dataset.from_generator(fallback_images, output_signature=(
             tf.TensorSpec([], tf.int64), tf.TensorSpec([None, None, 3], tf.uint8)))
-        dataset = dataset.concatenate(others.map(lambda i, image: (i, preprocess_image(image, card))))
-    return without_autotune(dataset.ignore_errors().batch(batch_size).prefetch(2))
+        dataset = dataset.concatenate(others.map(preprocess))
+    options = tf.data.Options()
+    # tf.data's own rewrites of the pipeline graph find nothing to fuse or parallelise
+    # here, and cost 20-30 ms each time an iterator starts.
+    options.experimental_optimization.apply_default_optimizations = False
+    return without_autotune(dataset.ignore_errors().batch(batch_size).prefetch(2).with_options(options))
+
+
+def session_config():
+    """The extraction session's settings: of Grappler's passes, only those that speed up
+    a frozen graph's inference (constant folding, arithmetic simplification, and the
+    fusion of convolution, bias and activation), run once. Every pass takes its time
+    before the first batch, and the others find nothing to do in these graphs. With
+    tf.data's rewrites off too, the session's first two runs (iterator start, first
+    batch) took 0.19-0.21 s instead of 0.25-0.31 s on MobileNet v1, and its batches
+    ran as fast (benchmarks/README.md).
+    """
+    on, off = rewriter_config_pb2.RewriterConfig.ON, rewriter_config_pb2.RewriterConfig.OFF
+    rewrite = rewriter_config_pb2.RewriterConfig(
+        constant_folding=on, arithmetic_optimization=on, remapping=on,
+        layout_optimizer=off, shape_optimization=off, dependency_optimization=off,
+        loop_optimization=off, function_optimization=off, debug_stripper=off,
+        implementation_selector=off, common_subgraph_elimination=off,
+        memory_optimization=rewriter_config_pb2.RewriterConfig.NO_MEM_OPT,
+        meta_optimizer_iterations=rewriter_config_pb2.RewriterConfig.ONE)
+    return tf1.ConfigProto(graph_options=tf1.GraphOptions(rewrite_options=rewrite))
 
 
 class ExtractionSession:
@@ -91,7 +121,7 @@ class ExtractionSession:
             self._start = iterator.initializer
             self._batch_indices, images = iterator.get_next()
             self._bottlenecks = backbone.build(images)
-        self._session = tf1.Session(graph=graph)
+        self._session = tf1.Session(graph=graph, config=session_config())
         self.run([], lambda index, vector: None)   # no files: builds and optimises the graph
 
     def _decode_fallback(self):

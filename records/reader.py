@@ -67,8 +67,11 @@ def make_dataset(bottleneck_dir, split, manifest=None):
     manifest = manifest or read_manifest(bottleneck_dir)
     spec = schema.feature_spec(manifest['bottleneck_size'])
     files = split_files(bottleneck_dir, split, manifest)
-    return without_autotune(tf.data.TFRecordDataset(files).map(
-        lambda record: tf.io.parse_single_example(record, spec), num_parallel_calls=usable_cores()))
+
+    @tf.autograph.experimental.do_not_convert
+    def parse(record):
+        return tf.io.parse_single_example(record, spec)
+    return without_autotune(tf.data.TFRecordDataset(files).map(parse, num_parallel_calls=usable_cores()))
 
 
 def load_split(bottleneck_dir, split, manifest=None):

@@ -79,5 +79,6 @@ def test_write_bottlenecks_warms_up_only_when_a_file_is_new(mobilenet_backbone, 
 def test_pipelines_run_without_the_autotuner(cats_dogs_records, mobilenet_backbone, photos):
     batches = image_batches(np.arange(3), photos[:3], mobilenet_backbone.card, 2)
     assert batches.options().autotune.enabled is False
+    assert batches.options().experimental_optimization.apply_default_optimizations is False
     assert reader.make_dataset(cats_dogs_records, 'validation').options().autotune.enabled is False
 

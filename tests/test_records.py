@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tfgraft.graphs.errors import GraftError
-from tfgraft.records import listing, reader, schema, writer
+from tfgraft.records import cache, listing, reader, schema, writer
 
 
 def touch(path, data=b'x'):
@@ -87,6 +87,81 @@ def _manifest(counts):
 def _examples(n, offset=0.0):
     return [schema.make_example([i + offset, 0, 1], i % 2, 'ab'[i % 2], 'x/%d.jpg' % i, '%064x' % i)
             for i in range(n)]
+
+
+@pytest.mark.parametrize('size, label, text, path', [
+    (3, 0, 'a', 'a/1.jpg'),
+    (2048, 1, 'chats', 'train/chats/\u00e9t\u00e9 1.jpg'),    # non-ASCII path
+    (4096, 300, 'x' * 200, 'p/' + 'q' * 300 + '.png'),     # lengths past one varint byte
+    (256, 2 ** 40, '', ''),                                # a large label, empty strings
+    (1, -1, 'neg', 'n.jpg'),                               # a negative int64: ten bytes
+])
+def test_example_bytes_parse_as_the_protobuf_message(size, label, text, path):
+    """make_example writes the wire format by hand; protobuf must read it back as the
+    message its own classes build, and tf.io must parse it with the schema."""
+    import tensorflow as tf
+    vector = np.random.RandomState(size).standard_normal(size).astype(np.float32)
+    digest = '%064x' % size
+    data = schema.make_example(vector, label, text, path, digest)
+    expected = tf.train.Example(features=tf.train.Features(feature={
+        'bottleneck': tf.train.Feature(float_list=tf.train.FloatList(value=vector.tolist())),
+        'label': tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+        'label_text': tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()])),
+        'image_path': tf.train.Feature(bytes_list=tf.train.BytesList(value=[path.encode()])),
+        'image_sha256': tf.train.Feature(bytes_list=tf.train.BytesList(value=[digest.encode()])),
+    }))
+    assert tf.train.Example.FromString(data) == expected
+    parsed = tf.io.parse_single_example(data, schema.feature_spec(size))
+    np.testing.assert_array_equal(parsed['bottleneck'].numpy(), vector)
+    assert int(parsed['label']) == label and parsed['image_path'].numpy() == path.encode()
+
+
+def test_cached_vectors_reach_disk_once_the_oldest_has_waited_a_second(tmp_path, monkeypatch):
+    """What a killed run leaves: every vector older than FLUSH_SECONDS, however few."""
+    clock = [100.0]
+    monkeypatch.setattr(cache, 'time', type('Clock', (), {'monotonic': lambda: clock[0]}))
+
+    def on_disk():
+        return cache.BottleneckCache(str(tmp_path), '0' * 64, 'key').load()
+
+    store = cache.BottleneckCache(str(tmp_path), '0' * 64, 'key')
+    store.add('a', np.full(3, 1.0, np.float32))
+    clock[0] += 0.5
+    store.add('b', np.full(3, 2.0, np.float32))
+    assert on_disk() == {}                      # nothing has waited a second yet
+    clock[0] += 0.6
+    store.add('c', np.full(3, 3.0, np.float32))  # a has waited 1.1 s: a, b and c go together
+    assert sorted(on_disk()) == ['a', 'b', 'c']
+    clock[0] += 5.0
+    store.add('d', np.full(3, 4.0, np.float32))  # d's own wait starts now
+    assert sorted(on_disk()) == ['a', 'b', 'c']
+    store.flush()
+    found = on_disk()
+    assert sorted(found) == ['a', 'b', 'c', 'd']
+    np.testing.assert_array_equal(found['d'], np.full(3, 4.0, np.float32))
+
+
+def test_compaction_merges_chunks_only_when_some_are_stale_or_too_many(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache, 'MAX_CHUNKS', 2)
+    store = cache.BottleneckCache(str(tmp_path), '0' * 64, 'key')
+
+    def chunk_files():
+        return sorted(os.listdir(store.folder))
+
+    for name in 'ab':
+        store.add(name, np.full(3, ord(name), np.float32))
+        store.flush()
+    before = chunk_files()
+    store.compact({'a', 'b'})
+    assert chunk_files() == before and len(before) == 2     # nothing stale, few chunks: untouched
+    store.add('c', np.full(3, 3.0, np.float32))
+    store.compact({'a', 'b', 'c'})                           # three chunks: merged into one
+    assert len(chunk_files()) == 1
+    store.compact({'a', 'c'})                                # b is stale: rewritten without it
+    assert len(chunk_files()) == 1
+    found = cache.BottleneckCache(str(tmp_path), '0' * 64, 'key').load()
+    assert sorted(found) == ['a', 'c']
+    np.testing.assert_array_equal(found['a'], np.full(3, ord('a'), np.float32))
 
 
 def test_write_and_read_back(tmp_path, monkeypatch):
