@@ -2,9 +2,10 @@
 
 Bottlenecks are cached by (image sha256, graph sha256, preprocessing and
 bottleneck tensor): a re-run computes only new or changed images. Vectors go
-to chunk files, each written atomically once its oldest vector has waited
-FLUSH_SECONDS, so a killed run loses at most its last second of work, however
-fast or slow the backbone, and the next run resumes from there.
+to chunk files, each written atomically when a vector arrives and the oldest
+one not yet written has waited FLUSH_SECONDS. A killed run loses about its last
+second of vectors, or its last finished batch when batches take longer than
+that (a slow backbone), and the next run resumes from there.
 """
 import collections
 import glob
@@ -19,7 +20,7 @@ import numpy as np
 from tfgraft.records.atomic import atomic_write, atomic_write_json, read_json
 
 CACHE_DIR_NAME = '.cache'
-FLUSH_SECONDS = 1.0     # a chunk's oldest vector waits at most this long (each write syncs)
+FLUSH_SECONDS = 1.0     # a chunk is written at the first vector after its oldest waited this long
 MAX_CHUNKS = 16         # more chunk files than this are merged when a run ends
 
 
