@@ -28,7 +28,7 @@ from tfgraft.records.atomic import atomic_write_json, read_json
 from tfgraft.records.cache import BottleneckCache, FileHashes
 from tfgraft.records.decode import load_rgb
 from tfgraft.records.image_check import (DEFAULT_MAX_PIXELS, SkipImage, fallback_decode,
-                                          inspect_image, too_many_pixels)
+                                          hash_and_inspect, too_many_pixels)
 from tfgraft.records.listing import list_images
 from tfgraft.records.pipeline import usable_cores, without_autotune
 from tfgraft.records.writer import MANIFEST_NAME, finish_interrupted_commit, write_records
@@ -99,7 +99,9 @@ def session_config():
     before the first batch, and the others find nothing to do in these graphs. With
     tf.data's rewrites off too, the session's first two runs (iterator start, first
     batch) took 0.19-0.21 s instead of 0.25-0.31 s on MobileNet v1, and its batches
-    ran as fast (benchmarks/README.md).
+    ran as fast (benchmarks/README.md). The TFG (MLIR) passes that run around them only
+    sort, re-infer shapes and tidy attributes here: without them those two runs took a
+    median 0.097 s instead of 0.126 s, with the same vectors to the bit.
     """
     on, off = rewriter_config_pb2.RewriterConfig.ON, rewriter_config_pb2.RewriterConfig.OFF
     rewrite = rewriter_config_pb2.RewriterConfig(
@@ -108,16 +110,17 @@ def session_config():
         loop_optimization=off, function_optimization=off, debug_stripper=off,
         implementation_selector=off, common_subgraph_elimination=off,
         memory_optimization=rewriter_config_pb2.RewriterConfig.NO_MEM_OPT,
-        meta_optimizer_iterations=rewriter_config_pb2.RewriterConfig.ONE)
+        meta_optimizer_iterations=rewriter_config_pb2.RewriterConfig.ONE,
+        disable_tfg_optimizer=True)
     return tf1.ConfigProto(graph_options=tf1.GraphOptions(rewrite_options=rewrite))
 
 
 class ExtractionSession:
     """The backbone behind the image pipeline, in one tf.compat.v1 session.
 
-    The file list is fed when a run starts, so the graph is built and optimised
-    (Grappler, on the first session run) before the files are known: write_bottlenecks
-    builds it on a thread while it checks and hashes the images.
+    The file list is fed when a run starts, so the graph can be built and optimised
+    (`optimise`: Grappler, on a first run over no files) before the files are known:
+    write_bottlenecks optimises it on a thread while it checks and hashes the images.
     """
 
     def __init__(self, backbone, batch_size):
@@ -135,7 +138,11 @@ class ExtractionSession:
             self._batch_indices, images = iterator.get_next()
             self._bottlenecks = backbone.build(images)
         self._session = tf1.Session(graph=graph, config=session_config())
-        self.run([], lambda index, vector: None)   # no files: builds and optimises the graph
+
+    def optimise(self):
+        """Run once on no files: Grappler optimises the graph and the executors are made."""
+        self.run([], lambda index, vector: None)
+        return self
 
     def run(self, paths, on_vector, fallback=(), bar=None):
         """on_vector(index, vector) for each file of `paths` that decodes; returns how many."""
@@ -192,19 +199,27 @@ def compute_bottlenecks(paths, backbone, batch_size, on_vector, progress=True, f
 
 
 @contextlib.contextmanager
-def _session_built_meanwhile(backbone, batch_size, wanted):
-    """A Future of an ExtractionSession being built and optimised on a thread (None
-    unless wanted); on leaving, the session is closed once it is built."""
+def _session_optimised_meanwhile(backbone, batch_size, wanted):
+    """A Future of an ExtractionSession (None unless wanted): its graph is built here,
+    then optimised on a thread (Grappler and the first runs hold no GIL, and take
+    longer than building). On leaving, the session is closed once that is done.
+
+    The graph is built here, before the files are checked, not on the thread: the
+    building is Python, and beside it the checks of 3000 files took 0.32-0.39 s
+    instead of the 0.16-0.18 s they take alone, each waiting for the other's turn
+    with the GIL (benchmarks/README.md).
+    """
     if not wanted:
         yield None
         return
+    session = ExtractionSession(backbone, batch_size)
     thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='tfgraft-warm-up')
-    warming = thread.submit(ExtractionSession, backbone, batch_size)
+    warming = thread.submit(session.optimise)
     thread.shutdown(wait=False)
     try:
         yield warming
     finally:
-        warming.add_done_callback(lambda built: built.exception() or built.result().close())
+        warming.add_done_callback(lambda _: session.close())
 
 
 def _check_and_hash(listing, hashes, max_pixels):
@@ -217,16 +232,15 @@ def _check_and_hash(listing, hashes, max_pixels):
     for entry in sorted(listing.entries, key=lambda e: e.path):
         path = os.path.join(listing.image_dir, entry.path)
         try:
-            status = os.stat(path)
-            stamp = hashes.stamp(status)
-            remembered = hashes.remembered(stamp, entry.path)
+            # A file never seen here is opened straight away: its stat comes with the read.
+            status = os.stat(path) if entry.path in hashes.known else None
+            remembered = status and hashes.remembered(hashes.stamp(status), entry.path)
             if remembered and not too_many_pixels(remembered.width, remembered.height, max_pixels):
                 digest, needs_fallback = remembered.sha256, bool(remembered.fallback)
-            else:   # new, changed, or over a lowered limit: inspect_image says why
-                content = hashlib.sha256()
-                info = inspect_image(path, max_pixels, content, status)
-                digest, needs_fallback = content.hexdigest(), info.needs_fallback
-                hashes.remember(stamp, entry.path, info, digest)
+            else:   # new, changed, or over a lowered limit: hash_and_inspect says why
+                status, digest, info = hash_and_inspect(path, max_pixels)
+                needs_fallback = info.needs_fallback
+                hashes.remember(hashes.stamp(status), entry.path, info, digest)
         except SkipImage as error:
             skipped.append({'image_path': entry.path, 'reason': str(error)})
             continue
@@ -302,9 +316,9 @@ def write_bottlenecks(image_dir, backbone, bottleneck_dir, batch_size=64,
     os.makedirs(bottleneck_dir, exist_ok=True)
     finish_interrupted_commit(bottleneck_dir)
     hashes = FileHashes(bottleneck_dir)
-    # Files never seen here will need the backbone: build and optimise its graph on a
+    # Files never seen here will need the backbone: build its graph, and optimise it on a
     # thread while they are checked and hashed.
-    with _session_built_meanwhile(backbone, batch_size, any(
+    with _session_optimised_meanwhile(backbone, batch_size, any(
             entry.path not in hashes.known for entry in listing.entries)) as warming:
         usable, skipped = _check_and_hash(listing, hashes, max_pixels or DEFAULT_MAX_PIXELS)
 

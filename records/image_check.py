@@ -1,6 +1,6 @@
 """Look at an image file's header before anything decodes it.
 
-`inspect_image` reads a few KB of a file (all of it when it also hashes it):
+`inspect_image` reads a few KB of a file (`hash_and_inspect` all of it):
 its format from the magic bytes (never from the name: a PNG named .jpg is a
 PNG, a text file named .jpg is not an image), the size its header declares,
 and whether the file ends where its format says it must. Empty, truncated,
@@ -17,6 +17,7 @@ Everything else it decodes wrongly or not at all: palette (1, 4, 8 bits),
 For those ImageInfo.fallback says why, and `fallback_decode` reads them.
 """
 import dataclasses
+import hashlib
 import io
 import os
 import stat
@@ -83,47 +84,68 @@ def too_many_pixels(width, height, max_pixels):
     return width * height > max_pixels
 
 
-def inspect_image(path, max_pixels=DEFAULT_MAX_PIXELS, digest=None, status=None):
-    """ImageInfo from the file's header; raises SkipImage if it cannot be used.
+# O_NONBLOCK: opening a named pipe must not wait for a writer (fstat then turns it away);
+# it changes nothing for a regular file.
+OPEN_FLAGS = os.O_RDONLY | getattr(os, 'O_BINARY', 0) | getattr(os, 'O_NONBLOCK', 0)
 
-    digest: a hashlib object to feed the whole file, read in the same pass (a file of
-    up to WHOLE_FILE_BYTES is read once, into memory, and inspected there).
-    status: the file's os.stat result, when the caller has just taken it.
+
+def inspect_image(path, max_pixels=DEFAULT_MAX_PIXELS):
+    """ImageInfo from the file's header; raises SkipImage if it cannot be used."""
+    return _examine(path, max_pixels, hashing=False)[2]
+
+
+def hash_and_inspect(path, max_pixels=DEFAULT_MAX_PIXELS):
+    """(os.stat_result, hex sha256, ImageInfo) of a file, in one pass; raises SkipImage
+    as inspect_image does.
+
+    The stat is taken on the open file before it is read, so a later change shows in
+    its size or mtime. A file of up to WHOLE_FILE_BYTES is read once, into memory, and
+    inspected there; a bigger one is inspected, then streamed through the hash.
     """
+    return _examine(path, max_pixels, hashing=True)
+
+
+def _examine(path, max_pixels, hashing):
     try:
-        status = status or os.stat(path)
-        if not stat.S_ISREG(status.st_mode):
-            raise SkipImage('not a regular file')
-        if status.st_size == 0:
-            raise SkipImage('empty file')
-        if digest is not None and status.st_size <= WHOLE_FILE_BYTES:
-            contents = _read_whole(path, status.st_size)
-            digest.update(contents)
-            return _inspect(io.BytesIO(contents), len(contents), max_pixels)
-        with open(path, 'rb') as handle:
-            info = _inspect(handle, status.st_size, max_pixels)
-            if digest is not None:
+        fd = os.open(path, OPEN_FLAGS)
+        try:
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
+                raise SkipImage('not a regular file')
+            if status.st_size == 0:
+                raise SkipImage('empty file')
+            if hashing and status.st_size <= WHOLE_FILE_BYTES:
+                contents = _read_whole(fd, status.st_size)
+                info = _inspect(io.BytesIO(contents), len(contents), max_pixels)
+                return status, hashlib.sha256(contents).hexdigest(), info
+            with os.fdopen(fd, 'rb', closefd=False) as handle:
+                info = _inspect(handle, status.st_size, max_pixels)
+                if not hashing:
+                    return status, None, info
+                digest = hashlib.sha256()
                 handle.seek(0)
                 for chunk in iter(lambda: handle.read(SCAN_CHUNK), b''):
                     digest.update(chunk)
-            return info
+                return status, digest.hexdigest(), info
+        finally:
+            os.close(fd)
     except OSError as error:
         raise SkipImage('unreadable: %s' % (error.strerror or str(error)).lower()) from None
 
 
-def _read_whole(path, size):
-    """A file's bytes, read with bare os calls: half the time open().read() takes on a
-    photo of some 20 KB, which counts when thousands are hashed before extraction."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, 'O_BINARY', 0))
-    try:
-        parts = []
-        while True:      # a second read confirms the end (the file may have grown)
-            part = os.read(fd, size + 1)
-            if not part:
-                return b''.join(parts)
-            parts.append(part)
-    finally:
-        os.close(fd)
+def _read_whole(fd, size):
+    """The bytes of an open file that fstat says holds `size`, with bare os calls: half
+    the time open().read() takes on a photo of some 20 KB, which counts when thousands
+    are hashed before extraction. One read when the size still holds; a file that grew
+    or shrank meanwhile is read to its end."""
+    parts, total = [], 0
+    while total != size:
+        part = os.read(fd, size + 1)
+        if not part:
+            break
+        parts.append(part)
+        total += len(part)
+    return b''.join(parts)
 
 
 def _inspect(handle, size, max_pixels):

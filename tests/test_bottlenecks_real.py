@@ -110,13 +110,13 @@ def test_rerun_opens_only_changed_files(small_set, tmp_path, monkeypatch, mobile
                                         cats_and_dogs):
     out = str(tmp_path / 'records')
     inspected = []
-    real = extract.inspect_image
+    real = extract.hash_and_inspect
 
     def counting(path, *args, **kwargs):
         inspected.append(os.path.basename(path))
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(extract, 'inspect_image', counting)
+    monkeypatch.setattr(extract, 'hash_and_inspect', counting)
     computed = count_computed(monkeypatch)
     extract.write_bottlenecks(str(small_set), mobilenet_backbone, out, progress=False)
     assert len(inspected) == 50 and computed == [50]

@@ -2,6 +2,7 @@
 every tfgraft pipeline runs with tf.data's autotuner off (records/pipeline.py)."""
 import gc
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -66,18 +67,27 @@ def class_folders(tmp_path, photos):
 def test_write_bottlenecks_warms_up_only_when_a_file_is_new(mobilenet_backbone, photos, tmp_path,
                                                             monkeypatch):
     image_dir = class_folders(tmp_path, photos)
-    sessions = []
-    real = ExtractionSession.__init__
+    sessions, threads = [], []
+    real, real_optimise = ExtractionSession.__init__, ExtractionSession.optimise
 
     def counting(self, *args):
         sessions.append(self)
+        threads.append(threading.current_thread().name)
         real(self, *args)
+
+    def optimising(self):
+        threads.append(threading.current_thread().name)
+        return real_optimise(self)
     monkeypatch.setattr(ExtractionSession, '__init__', counting)
+    monkeypatch.setattr(ExtractionSession, 'optimise', optimising)
     closed = []
     monkeypatch.setattr(ExtractionSession, 'close', lambda self: closed.append(self))
     out = str(tmp_path / 'records')
     extract.write_bottlenecks(str(image_dir), mobilenet_backbone, out, batch_size=2, progress=False)
     assert len(sessions) == 1
+    # the graph is built by the caller, Grappler runs on a thread while files are checked
+    assert threads[0] == threading.current_thread().name
+    assert threads[1].startswith('tfgraft-warm-up')
     extract.write_bottlenecks(str(image_dir), mobilenet_backbone, out, batch_size=2, progress=False)
     assert len(sessions) == 1          # nothing new: no TensorFlow work at all
     assert closed == sessions

@@ -10,7 +10,7 @@ from PIL import Image
 from corpus.make_corpus import make_corpus
 from tfgraft.records import image_check
 from tfgraft.records.image_check import (
-    SkipImage, fallback_decode, inspect_image, is_candidate_file)
+    SkipImage, fallback_decode, hash_and_inspect, inspect_image, is_candidate_file)
 
 
 @pytest.fixture(scope='module')
@@ -126,21 +126,42 @@ def test_inspection_hashes_the_whole_file_in_the_same_pass(corpus, monkeypatch, 
     digest is the file's, and the check's outcome is the one without hashing."""
     monkeypatch.setattr(image_check, 'WHOLE_FILE_BYTES', whole_file_bytes)
     for path, case in cases(corpus, 'used'):
-        digest = hashlib.sha256()
-        info = inspect_image(path, digest=digest)
+        status, digest, info = hash_and_inspect(path)
         with open(path, 'rb') as handle:
-            assert digest.hexdigest() == hashlib.sha256(handle.read()).hexdigest(), path
+            assert digest == hashlib.sha256(handle.read()).hexdigest(), path
+        assert status.st_size == os.path.getsize(path), path
         assert info == inspect_image(path), path
     for path, case in cases(corpus, 'skipped'):
         if os.path.isfile(path):
-            assert outcome(path, hashlib.sha256()) == outcome(path), path
+            assert outcome(lambda p: hash_and_inspect(p)[2], path) == outcome(inspect_image, path), path
 
 
-def outcome(path, digest=None):
+def outcome(check, path):
+    """What check(path) makes of a file: its ImageInfo, or why it is skipped."""
     try:
-        return inspect_image(path, digest=digest)
+        return check(path)
     except SkipImage as error:
         return str(error)
+
+
+def test_hashing_reads_a_file_once_and_to_its_end(corpus, monkeypatch):
+    """One read when the file still has the size fstat gave; a file that grew or shrank
+    since is read to its end."""
+    path = next(path for path, case in cases(corpus, 'used') if os.path.getsize(path) > 1000)
+    with open(path, 'rb') as handle:
+        data = handle.read()
+    reads = []
+    real_read = os.read
+    monkeypatch.setattr(os, 'read', lambda fd, size: reads.append(size) or real_read(fd, size))
+    status, digest, _ = hash_and_inspect(path)
+    assert len(reads) == 1 and digest == hashlib.sha256(data).hexdigest()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for size_at_stat in (len(data) - 700, len(data) + 50, 1):
+            os.lseek(fd, 0, os.SEEK_SET)
+            assert image_check._read_whole(fd, size_at_stat) == data, size_at_stat
+    finally:
+        os.close(fd)
 
 
 def test_real_photos_all_pass(cats_and_dogs):
