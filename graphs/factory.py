@@ -27,15 +27,8 @@ def load_backbone(graph=None, backbone=None, weights=None, layer=None, allow_ops
             registry.get_card(backbone)   # an unknown name gets the list of known ones
             raise GraftError('--backbone %s is a frozen graph: give its file with --graph' % backbone)
         raise GraftError('give a frozen graph with --graph, or --backbone alexnet|vgg16 with --weights')
-    card = None
-    if input_tensor or bottleneck_tensor:
-        flags = dict(input_tensor=input_tensor, bottleneck_tensor=bottleneck_tensor,
-                     input_size=input_size, input_range=input_range)
-        from tfgraft.graphs.frozen import card_from_flags, load_graph_def
-        graph_def = load_graph_def(graph, allow_ops)
-        card = card_from_flags(graph_def, name=os.path.splitext(os.path.basename(graph))[0], **flags)
-    elif backbone:
-        card = registry.get_card(backbone)
+    flags_given = bool(input_tensor or bottleneck_tensor)
+    card = registry.get_card(backbone) if backbone and not flags_given else None
     return load_frozen_backbone(graph, allow_ops, card=card, input_tensor=input_tensor,
                                 bottleneck_tensor=bottleneck_tensor, input_size=input_size,
                                 input_range=input_range)

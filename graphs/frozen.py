@@ -5,7 +5,7 @@ import os
 import tensorflow as tf
 from google.protobuf import message
 
-from tfgraft.graphs import registry
+from tfgraft.graphs import registry, shapes
 from tfgraft.graphs.errors import GraftError
 from tfgraft.graphs.safety import check_constants, check_graph_ops
 
@@ -42,105 +42,92 @@ def _node_map(graph_def):
     return {node.name: node for node in graph_def.node}
 
 
-def _shape_of(node):
-    if 'shape' not in node.attr:
-        return None
-    dims = node.attr['shape'].shape.dim
-    return [d.size for d in dims]
+MOBILENET_V1_BOTTLENECK = 'MobilenetV1/Logits/AvgPool_1a/AvgPool:0'
+MOBILENET_V1_DEPTH_BY_WIDTH = {1024: '1.0', 768: '0.75', 512: '0.50', 256: '0.25'}
 
 
 def match_card(graph_def):
     """The known card whose tensor names the graph holds, or None."""
+    return _match(graph_def)[0]
+
+
+def _match(graph_def):
+    """(card or None, its MeasuredShapes where matching measured them)."""
     nodes = _node_map(graph_def)
     if 'DecodeJpeg/contents' in nodes and 'pool_3/_reshape' in nodes:
-        return registry.INCEPTION_V3
-    if 'input' in nodes and 'MobilenetV1/Logits/AvgPool_1a/AvgPool' in nodes:
-        shape = _shape_of(nodes['input']) or [-1, 224, 224, 3]
-        size = shape[1] if len(shape) == 4 and shape[1] > 0 else 224
-        weights = nodes.get('MobilenetV1/Conv2d_13_pointwise/weights')
-        channels = 1024
-        if weights is not None and weights.op == 'Const':
-            channels = weights.attr['value'].tensor.tensor_shape.dim[-1].size
-        depth = {1024: '1.0', 768: '0.75', 512: '0.50', 256: '0.25'}.get(channels)
-        if depth is None:
-            return None
-        card = registry.mobilenet_v1_card(depth, size)
-        return registry.KNOWN_CARDS.get(card.name, card)
-    return None
+        return registry.INCEPTION_V3, None
+    if 'input' in nodes and shapes.node_name(MOBILENET_V1_BOTTLENECK) in nodes:
+        # The names say MobileNet v1; the depth and size are measured.
+        measured = shapes.measure(graph_def, 'input:0', MOBILENET_V1_BOTTLENECK,
+                                  fallback_input_size=(224, 224))
+        height, width = measured.input_size or (224, 224)
+        depth = MOBILENET_V1_DEPTH_BY_WIDTH.get(measured.bottleneck_size)
+        if depth is None or height != width:
+            return None, None
+        card = registry.mobilenet_v1_card(depth, height)
+        return registry.KNOWN_CARDS.get(card.name, card), measured
+    return None, None
 
 
 def card_from_flags(graph_def, name, input_tensor=None, bottleneck_tensor=None, input_size=None,
                     input_range=None, channel_order='RGB'):
-    """A card for a graph tfgraft does not know, from the command-line flags."""
+    """A card for a graph tfgraft does not know, from the command-line flags; the
+    input size may be left to the graph when its input declares one."""
     missing = [flag for flag, value in (('--input_tensor', input_tensor),
-                                        ('--bottleneck_tensor', bottleneck_tensor),
-                                        ('--input_size', input_size)) if not value]
+                                        ('--bottleneck_tensor', bottleneck_tensor)) if not value]
     if missing:
         raise GraftError('graph not recognised as a known backbone; give %s' % ', '.join(missing))
     nodes = _node_map(graph_def)
     for tensor in (input_tensor, bottleneck_tensor):
-        if tensor.split(':')[0] not in nodes:
+        if shapes.node_name(tensor) not in nodes:
             raise GraftError('tensor %s is not in the graph' % tensor)
-    input_node = nodes[input_tensor.split(':')[0]]
-    kind = 'jpeg' if input_node.attr['dtype'].type == tf.string.as_datatype_enum else 'image'
-    size = _bottleneck_size(graph_def, input_tensor, bottleneck_tensor, input_size, kind)
+    input_node = nodes[shapes.node_name(input_tensor)]
+    if input_node.attr['dtype'].type == tf.string.as_datatype_enum:
+        raise GraftError('%s takes encoded image bytes, one image per run; give the float image '
+                         'tensor after its decoder as --input_tensor' % input_tensor)
+    wanted = (input_size, input_size) if input_size else None
+    measured = shapes.measure(graph_def, input_tensor, bottleneck_tensor, fallback_input_size=wanted)
+    if wanted and measured.input_size and measured.input_size != wanted:
+        raise GraftError('--input_size %d, but the graph\'s %s declares %dx%d'
+                         % ((input_size, input_tensor) + measured.input_size))
     return registry.GraphCard(
-        name=name, input_tensor=input_tensor, input_kind=kind,
-        input_size=(input_size, input_size), input_range=tuple(input_range or (-1.0, 1.0)),
-        bottleneck_tensor=bottleneck_tensor, bottleneck_size=size, channel_order=channel_order)
+        name=name, input_tensor=input_tensor, input_kind='image',
+        input_size=measured.input_size or wanted, input_range=tuple(input_range or (-1.0, 1.0)),
+        bottleneck_tensor=bottleneck_tensor, bottleneck_size=measured.bottleneck_size,
+        channel_order=channel_order)
 
 
-def _bottleneck_size(graph_def, input_tensor, bottleneck_tensor, input_size, kind):
-    """Width of the bottleneck, from a shape-only import (no session run)."""
-    graph = tf.Graph()
-    with graph.as_default():
-        if kind == 'jpeg':
-            tensor, = tf.import_graph_def(graph_def, return_elements=[bottleneck_tensor], name='')
-        else:
-            images = tf1.placeholder(tf.float32, [None, input_size, input_size, 3])
-            try:
-                tensor, = tf.import_graph_def(graph_def, input_map={input_tensor: images},
-                                              return_elements=[bottleneck_tensor], name='')
-            except ValueError as error:
-                raise GraftError('cannot feed %s: %s' % (input_tensor, str(error).splitlines()[0])) from None
-    dims = tensor.shape.as_list()
-    size = 1
-    for dim in dims[1:]:
-        if dim is None:
-            raise GraftError('bottleneck %s has no static size (shape %s)' % (bottleneck_tensor, dims))
-        size *= dim
-    return size
-
-
-def prune_graph_def(graph_def, output_node, input_node):
-    """Only the nodes between input and output: nothing else is imported or shape-checked."""
+def check_card(graph_def, card, source, measured=None):
+    """The card, once its tensors, input size and bottleneck width are those the
+    graph has (`measured`: MeasuredShapes already taken of these tensors);
+    otherwise one error naming both numbers."""
     nodes = _node_map(graph_def)
-    keep, stack = set(), [output_node]
-    while stack:
-        name = stack.pop()
-        if name in keep or name not in nodes:
-            continue
-        keep.add(name)
-        if name != input_node:
-            stack.extend(i.lstrip('^').split(':')[0] for i in nodes[name].input)
-    pruned = tf1.GraphDef()
-    pruned.versions.CopyFrom(graph_def.versions)
-    pruned.library.CopyFrom(graph_def.library)
-    for node in graph_def.node:
-        if node.name == input_node and node.op != 'Placeholder':
-            # Fed through input_map: what computed it (e.g. a JPEG decoder) is not needed.
-            feed = pruned.node.add(name=node.name, op='Placeholder')
-            feed.attr['dtype'].type = tf.float32.as_datatype_enum
-        elif node.name in keep:
-            pruned.node.add().CopyFrom(node)
-    return pruned
+    for tensor in (card.batch_input_tensor, card.batch_bottleneck_tensor):
+        if shapes.node_name(tensor) not in nodes:
+            raise GraftError('%s: tensor %s of card %s is not in the graph' % (source, tensor, card.name))
+    if card.input_kind == 'jpeg' and not card.image_tensor:
+        raise GraftError('%s: card %s feeds one encoded image per run and names no image tensor '
+                         'to feed batches to' % (source, card.name))
+    measured = measured or shapes.measure(graph_def, card.batch_input_tensor,
+                                          card.batch_bottleneck_tensor, card.input_size)
+    if measured.input_size and measured.input_size != card.input_size:
+        raise GraftError('%s: card %s says input %dx%d, but the graph\'s %s is %dx%d'
+                         % ((source, card.name) + card.input_size + (card.batch_input_tensor,)
+                            + measured.input_size))
+    if measured.bottleneck_size != card.bottleneck_size:
+        raise GraftError('%s: card %s says bottleneck_size %d, but the graph\'s %s gives %d '
+                         '(shape %s per image)' % (source, card.name, card.bottleneck_size,
+                                                   card.batch_bottleneck_tensor,
+                                                   measured.bottleneck_size,
+                                                   list(measured.bottleneck_shape)))
+    return card
 
 
 class FrozenGraphBackbone:
     """A frozen GraphDef that maps a float image batch to a bottleneck batch."""
 
     def __init__(self, graph_def, card, sha256, path=''):
-        self.graph_def = prune_graph_def(graph_def, card.batch_bottleneck_tensor.split(':')[0],
+        self.graph_def = shapes.prune_graph_def(graph_def, card.batch_bottleneck_tensor.split(':')[0],
                                          card.batch_input_tensor.split(':')[0])
         self.card = card
         self.sha256 = sha256
@@ -152,9 +139,6 @@ class FrozenGraphBackbone:
         Returns the bottleneck batch [N, bottleneck_size].
         """
         card = self.card
-        if card.input_kind == 'jpeg' and not card.image_tensor:
-            raise GraftError('graph %s takes one JPEG at a time and its card names no '
-                             'image tensor to feed batches to' % card.name)
         try:
             output, = tf.import_graph_def(
                 self.graph_def, input_map={card.batch_input_tensor: images},
@@ -162,7 +146,7 @@ class FrozenGraphBackbone:
         except (ValueError, KeyError) as error:
             raise GraftError('graph %s does not fit its card: %s'
                              % (card.name, str(error).splitlines()[0])) from None
-        return tf.reshape(output, [-1, card.bottleneck_size], name=name + '_bottleneck')
+        return shapes.flat_rows(output, card.bottleneck_size, name + '_bottleneck')
 
 
 def card_file_for(graph_path):
@@ -188,23 +172,25 @@ def read_card_file(graph_path):
         raise GraftError('%s is not a graph card: %s' % (path, error)) from None
 
 
-def load_frozen_backbone(path, allow_ops=(), card=None, **flags):
-    """Load, check and match a .pb file; `flags` build a card for unknown graphs.
+def load_frozen_backbone(path, allow_ops=(), card=None, input_tensor=None, bottleneck_tensor=None,
+                         input_size=None, input_range=None):
+    """Load, check and match a .pb file.
 
-    The card comes from (first that applies): the caller, a sidecar
-    `<name>.card.json`, the known graphs' tensor names, the flags.
+    The card comes from (first that applies): the caller, the tensor flags, a
+    sidecar `<name>.card.json`, the known graphs' tensor names. Whichever it is,
+    its input size and bottleneck width must be the ones measured on the graph.
     """
     graph_def = load_graph_def(path, allow_ops)
+    source, measured = path, None
+    if card is None and (input_tensor or bottleneck_tensor):
+        card = card_from_flags(graph_def, os.path.splitext(os.path.basename(path))[0], input_tensor,
+                               bottleneck_tensor, input_size, input_range)
     if card is None:
         card = read_card_file(path)
+        source = card and card_file_for(path)
     if card is None:
-        card = match_card(graph_def)
+        (card, measured), source = _match(graph_def), path
     if card is None:
-        card = card_from_flags(graph_def, name=os.path.splitext(os.path.basename(path))[0], **flags)
-    else:
-        nodes = _node_map(graph_def)
-        for tensor in (card.batch_input_tensor, card.batch_bottleneck_tensor):
-            if tensor.split(':')[0] not in nodes:
-                raise GraftError('%s: tensor %s of card %s is not in the graph'
-                                 % (path, tensor, card.name))
+        card_from_flags(graph_def, '', input_tensor, bottleneck_tensor)   # names the missing flags
+    card = check_card(graph_def, card, source, measured)
     return FrozenGraphBackbone(graph_def, card, sha256_file(path), path)

@@ -21,6 +21,7 @@ from tfgraft.graphs.frozen import sha256_file
 from tfgraft.graphs.npy_weights import (
     check_weights, fc8_width, layer_shapes, layers_up_to, load_weights)
 from tfgraft.graphs.safety import check_graph_ops
+from tfgraft.graphs.shapes import flat_rows
 
 tf1 = tf.compat.v1
 
@@ -68,7 +69,7 @@ class NpyBackbone:
     def build(self, images, name='backbone'):
         """Add the network fed by `images` (preprocessed per the card); returns [N, D]."""
         output = self._end_points(images, name)[self.layer]
-        return tf.reshape(output, [-1, self.card.bottleneck_size], name=name + '_bottleneck')
+        return flat_rows(output, self.card.bottleneck_size, name + '_bottleneck')
 
     def write_frozen_graph(self, graph_path):
         """Write a frozen GraphDef ('input' -> the layer) and its sidecar card; returns the card."""

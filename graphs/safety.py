@@ -16,7 +16,7 @@ ALLOWED_OPS = frozenset('''
 Abs Add AddN AddV2 ArgMax ArgMin AvgPool AvgPool3D BatchMatMul BatchMatMulV2
 BatchMatMulV3 BatchNormWithGlobalNormalization BatchToSpaceND BiasAdd Cast Ceil
 CheckNumerics Concat ConcatV2 Const Conv2D Conv3D DecodeBmp DecodeGif DecodeJpeg
-DecodeImage DecodePng DepthToSpace DepthwiseConv2dNative Dilation2D Div DivNoNan Einsum Elu
+DecodeImage DecodePng Dequantize DepthToSpace DepthwiseConv2dNative Dilation2D Div DivNoNan Einsum Elu
 Equal Erf Exp ExpandDims Fill Floor FloorDiv FloorMod FusedBatchNorm
 FusedBatchNormV2 FusedBatchNormV3 Gather GatherNd GatherV2 Greater GreaterEqual
 Identity IdentityN L2Loss LRN LeakyRelu Less LessEqual Log Log1p LogSoftmax

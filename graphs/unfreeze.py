@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfgraft.graphs.errors import GraftError
+from tfgraft.graphs.shapes import flat_rows
 
 tf1 = tf.compat.v1
 
@@ -311,7 +312,7 @@ def unfreeze(graph_def, card, images, fine_tune_at=None, fine_tune_from=None, na
     except (ValueError, KeyError) as error:
         raise GraftError('graph %s does not fit its card: %s'
                          % (card.name, str(error).splitlines()[0])) from None
-    bottleneck = tf.reshape(output, [-1, card.bottleneck_size], name=name + '_bottleneck')
+    bottleneck = flat_rows(output, card.bottleneck_size, name + '_bottleneck')
     return bottleneck, variables, tuned
 
 

@@ -115,6 +115,16 @@ def session_config():
     return tf1.ConfigProto(graph_options=tf1.GraphOptions(rewrite_options=rewrite))
 
 
+def check_batch(indices, vectors, card):
+    """A batch back from the backbone holds one vector of the card's width per image,
+    or the run stops: vectors glued or split across images are never written."""
+    if vectors.ndim != 2 or vectors.shape[0] != len(indices) or vectors.shape[1] != card.bottleneck_size:
+        raise GraftError('graph %s gave vectors of shape %s for %d images; %d vectors of '
+                         'width %d were expected (bottleneck_size of its card)'
+                         % (card.name, list(vectors.shape), len(indices), len(indices),
+                            card.bottleneck_size))
+
+
 class ExtractionSession:
     """The backbone behind the image pipeline, in one tf.compat.v1 session.
 
@@ -170,6 +180,7 @@ class ExtractionSession:
             except tf.errors.OpError as error:   # images that fail are dropped: this is the graph
                 raise GraftError('graph %s failed to run: %s' % (
                     self.card.name, ' '.join(error.message.split())[:300])) from None
+            check_batch(batch_indices, batch_vectors, self.card)
             for index, vector in zip(batch_indices, batch_vectors):
                 on_vector(int(index), vector)
             done += len(batch_indices)
