@@ -98,8 +98,8 @@ def card_from_flags(graph_def, name, input_tensor=None, bottleneck_tensor=None, 
 
 
 def check_card(graph_def, card, source, measured=None):
-    """The card, once its tensors, input size and bottleneck width are those the
-    graph has (`measured`: MeasuredShapes already taken of these tensors);
+    """The graph's MeasuredShapes, once the card's tensors, input size and bottleneck
+    width are those the graph has (`measured`: shapes already taken of these tensors);
     otherwise one error naming both numbers."""
     nodes = _node_map(graph_def)
     for tensor in (card.batch_input_tensor, card.batch_bottleneck_tensor):
@@ -120,18 +120,20 @@ def check_card(graph_def, card, source, measured=None):
                                                    card.batch_bottleneck_tensor,
                                                    measured.bottleneck_size,
                                                    list(measured.bottleneck_shape)))
-    return card
+    return measured
 
 
 class FrozenGraphBackbone:
     """A frozen GraphDef that maps a float image batch to a bottleneck batch."""
 
-    def __init__(self, graph_def, card, sha256, path=''):
+    def __init__(self, graph_def, card, sha256, path='', card_source='given', measured=None):
         self.graph_def = shapes.prune_graph_def(graph_def, card.batch_bottleneck_tensor.split(':')[0],
                                          card.batch_input_tensor.split(':')[0])
         self.card = card
         self.sha256 = sha256
         self.path = path
+        self.card_source = card_source      # how the card was found, for `tfgraft inspect`
+        self.measured = measured            # shapes.MeasuredShapes, when measured at load
 
     def build(self, images, name='backbone'):
         """Import the graph into the default graph, fed by `images` [N, H, W, 3].
@@ -181,16 +183,19 @@ def load_frozen_backbone(path, allow_ops=(), card=None, input_tensor=None, bottl
     its input size and bottleneck width must be the ones measured on the graph.
     """
     graph_def = load_graph_def(path, allow_ops)
-    source, measured = path, None
+    source, how, measured = path, 'given by the caller', None
     if card is None and (input_tensor or bottleneck_tensor):
         card = card_from_flags(graph_def, os.path.splitext(os.path.basename(path))[0], input_tensor,
                                bottleneck_tensor, input_size, input_range)
+        how = 'from the tensor flags'
     if card is None:
         card = read_card_file(path)
         source = card and card_file_for(path)
+        how = 'from the sidecar card %s' % source
     if card is None:
         (card, measured), source = _match(graph_def), path
+        how = 'matched by tensor names'
     if card is None:
         card_from_flags(graph_def, '', input_tensor, bottleneck_tensor)   # names the missing flags
-    card = check_card(graph_def, card, source, measured)
-    return FrozenGraphBackbone(graph_def, card, sha256_file(path), path)
+    measured = check_card(graph_def, card, source, measured)
+    return FrozenGraphBackbone(graph_def, card, sha256_file(path), path, how, measured)

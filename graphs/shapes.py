@@ -50,7 +50,7 @@ def prune_graph_def(graph_def, output_node, input_node=None):
     return pruned
 
 
-def _static_shape(graph_def, tensor_name):
+def static_shape(graph_def, tensor_name):
     """A tensor's static shape as a list (None for unknown dimensions), or None if
     its rank is unknown. A placeholder's is its declared shape; any other tensor's
     comes from shape inference over what it depends on."""
@@ -74,7 +74,7 @@ def _static_shape(graph_def, tensor_name):
 
 def declared_input_size(graph_def, input_tensor):
     """(height, width) the input tensor's static shape fixes, or None where it does not."""
-    dims = _static_shape(graph_def, input_tensor)
+    dims = static_shape(graph_def, input_tensor)
     if dims is None:
         return None
     if len(dims) != 4:

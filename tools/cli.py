@@ -21,7 +21,11 @@ COMMANDS = (
     'convert',
     'demo',
     'finetune',
+    'inspect',
 )
+# Commands whose module is named otherwise (tools/inspect.py would hide the
+# standard library's inspect when the tool runs as a script).
+MODULE_OF = {'inspect': 'inspect_path'}
 
 
 def configure_tensorflow():
@@ -38,7 +42,7 @@ def configure_tensorflow():
 
 
 def _add_command(subparsers, name):
-    module = importlib.import_module('tfgraft.tools.' + name)
+    module = importlib.import_module('tfgraft.tools.' + MODULE_OF.get(name, name))
     parser = subparsers.add_parser(
         name, help=module.HELP, description=module.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
