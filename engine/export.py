@@ -8,7 +8,10 @@ Inputs of the exported GraphDef:
     BottleneckInputPlaceholder:0   float32 [N, D] bottlenecks, to skip the backbone
 Output: final_result:0 (or --final_tensor_name), per-class probabilities.
 Only stock TensorFlow ops: it runs with plain TensorFlow, no tfgraft needed.
+The GraphDef carries a current producer version (engine/graph_versions.py), so
+TensorFlow reads the placeholders' declared shapes back (a scalar, not "unknown").
 A sidecar <graph>.serving.json describes the tensors, the card and the classes.
+SavedModel and TFLite exports: engine/saved_model_export.py, engine/tflite_export.py.
 """
 import os
 
@@ -16,6 +19,7 @@ import tensorflow as tf
 
 from tfgraft.engine import model_dir as model_dirs
 from tfgraft.engine.estimator import ModeKeys
+from tfgraft.engine.graph_versions import declare_current_producer
 from tfgraft.engine.heads import model_fn
 from tfgraft.graphs.errors import GraftError
 from tfgraft.graphs.preprocessing import preprocess_image
@@ -36,6 +40,11 @@ def build_serving_graph(backbone, params, final_tensor_name='final_result'):
     contents = tf1.placeholder(tf.string, [], name=IMAGE_BYTES_INPUT)
     one_image = preprocess_image(decode_rgb(contents), card)[tf.newaxis]
     images = tf1.placeholder_with_default(one_image, [None, height, width, 3], name=IMAGE_BATCH_INPUT)
+    return build_classifier(backbone, params, images, final_tensor_name)
+
+
+def build_classifier(backbone, params, images, final_tensor_name='final_result'):
+    """Backbone + head on a float image batch [N, h, w, 3]; returns the probabilities."""
     bottlenecks = backbone.build(images, 'backbone')
     spec = model_fn({'bottleneck': bottlenecks}, None, ModeKeys.PREDICT, params)
     output = spec.predictions['probabilities']
@@ -73,16 +82,27 @@ def sidecar_path(output_graph):
     return os.path.splitext(output_graph)[0] + '.serving.json'
 
 
-def export_frozen_graph(model_dir, output_graph, output_labels=None,
-                        final_tensor_name='final_result', checkpoint=None):
-    """Write the frozen graph (+ labels file + sidecar); returns the sidecar dict."""
+def restored_model(model_dir, checkpoint=None):
+    """(params, checkpoint, backbone) of a model_dir, fine-tuned layers folded in."""
     params = model_dirs.read_params(model_dir)
     if checkpoint is None:
         checkpoint = tf1.train.latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None
         if checkpoint is None:
             raise GraftError('%s holds no checkpoint; run `tfgraft train` first' % model_dir)
     from tfgraft.engine.finetune import restored_backbone   # fine-tuned layers folded in
-    backbone = restored_backbone(params, checkpoint)
+    return params, checkpoint, restored_backbone(params, checkpoint)
+
+
+def write_labels(path, classes):
+    if os.path.dirname(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    atomic_write_bytes(path, ''.join(c + '\n' for c in classes).encode('utf-8'))
+
+
+def export_frozen_graph(model_dir, output_graph, output_labels=None,
+                        final_tensor_name='final_result', checkpoint=None):
+    """Write the frozen graph (+ labels file + sidecar); returns the sidecar dict."""
+    params, checkpoint, backbone = restored_model(model_dir, checkpoint)
     with tf.Graph().as_default() as graph:
         output = build_serving_graph(backbone, params, final_tensor_name)
         saver = tf1.train.Saver()
@@ -90,12 +110,12 @@ def export_frozen_graph(model_dir, output_graph, output_labels=None,
             saver.restore(session, checkpoint)
             frozen = tf1.graph_util.convert_variables_to_constants(
                 session, graph.as_graph_def(), [output.op.name])
-    for path in (output_graph, output_labels):
-        if path and os.path.dirname(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+    declare_current_producer(frozen)
+    if os.path.dirname(output_graph):
+        os.makedirs(os.path.dirname(output_graph), exist_ok=True)
     atomic_write_bytes(output_graph, frozen.SerializeToString())
     if output_labels:
-        atomic_write_bytes(output_labels, ''.join(c + '\n' for c in params['classes']).encode('utf-8'))
+        write_labels(output_labels, params['classes'])
     description = serving_description(params, final_tensor_name, output_labels)
     atomic_write_json(sidecar_path(output_graph), description)
     return description
