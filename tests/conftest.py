@@ -51,3 +51,14 @@ def cats_dogs_records(tmp_path_factory, mobilenet_backbone, cats_and_dogs):
     out = str(tmp_path_factory.mktemp('cats_dogs_records'))
     write_bottlenecks(cats_and_dogs, mobilenet_backbone, out, batch_size=64, progress=False)
     return out
+
+
+@pytest.fixture(scope='session')
+def cats_dogs_model(tmp_path_factory, cats_dogs_records):
+    """A softmax head trained on the real cats-vs-dogs bottlenecks (1000 steps), made once."""
+    from tfgraft.tools.cli import main
+    model_dir = str(tmp_path_factory.mktemp('cats_dogs_model'))
+    code = main(['train', '--bottleneck_dir', cats_dogs_records, '--model_dir', model_dir,
+                 '--how_many_training_steps', '1000', '--eval_step_interval', '500'])
+    assert code == 0
+    return model_dir
