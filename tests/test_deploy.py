@@ -223,3 +223,22 @@ def test_label_image_client_runs_the_exported_graph_unchanged(exported, cats_dog
         assert theirs.shape == ours.shape == (6, 2)
         assert np.abs(theirs - ours).max() <= 1e-4, fed
     assert (ours.argmax(axis=1) == labels[:3].tolist() + labels[-3:].tolist()).mean() >= 5 / 6
+
+
+def test_frozen_graph_scores_like_evaluate_in_plain_tensorflow(exported, validation, evaluated):
+    paths, labels = validation
+    graph_def = tf1.GraphDef()
+    with open(exported['graph'], 'rb') as handle:
+        graph_def.ParseFromString(handle.read())
+    rows = []
+    with tf.Graph().as_default():
+        tf.import_graph_def(graph_def, name='')
+        with tf1.Session() as session:
+            for path in paths:
+                with open(path, 'rb') as handle:
+                    rows.append(session.run('final_result:0', {'DecodeJpeg/contents:0': handle.read()})[0])
+    measured = accuracy(np.stack(rows), labels)
+    print('frozen graph (plain TensorFlow, DecodeJpeg/contents) accuracy %.4f, evaluate %.4f'
+          % (measured, evaluated))
+    assert len(rows) == 1000
+    assert abs(measured - evaluated) <= 0.005

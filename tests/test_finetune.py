@@ -235,6 +235,21 @@ def test_commands_predict_and_export_fine_tuned(two_stages, cats_and_dogs, tmp_p
                 np.testing.assert_allclose(exported[0], probabilities, atol=1e-4)
 
 
+def test_saved_model_of_a_fine_tuned_model_predicts_as_predict(two_stages, cats_and_dogs, tmp_path):
+    from tfgraft.engine.saved_model_export import export_saved_model
+    from tfgraft.tools.predict import predict_images
+    model_dir, _, _ = two_stages
+    paths = [os.path.join(cats_and_dogs, 'validation', kind, '%s.%d.jpg' % (kind[:-1], 2000 + i))
+             for kind in ('cats', 'dogs') for i in range(2)]
+    _, predicted = predict_images(model_dir, paths)
+    version = export_saved_model(model_dir, str(tmp_path / 'serving'))
+    assert version == str(tmp_path / 'serving' / '1')
+    serve = tf.saved_model.load(version).signatures['serving_default']
+    contents = tf.constant([open(path, 'rb').read() for path in paths])
+    exported = serve(image_bytes=contents)['probabilities'].numpy()
+    np.testing.assert_allclose(exported, np.stack([p for _, p in predicted]), atol=1e-4)
+
+
 def test_list_layers_command(mobilenet_pb, capsys):
     from tfgraft.tools.cli import main
     assert main(['finetune', '--graph', mobilenet_pb, '--list_layers']) == 0

@@ -122,6 +122,8 @@ def export_model(model_dir, args):
     if 'tflite' in formats:
         from tfgraft.engine.tflite_export import export_tflite, tflite_sidecar_path
         quantize = getattr(args, 'tflite_quantize', False)
+        print('converting to TFLite with tf.lite.TFLiteConverter (%s weights)...'
+              % ('8-bit' if quantize else 'float'), flush=True)
         export_tflite(model_dir, args.output_tflite, quantize, saved_model, args.output_labels)
         print('wrote %s (%s weights, %d bytes) and %s' % (
             args.output_tflite, '8-bit' if quantize else 'float', os.path.getsize(args.output_tflite),
