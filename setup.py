@@ -23,6 +23,10 @@ setup(
         'numpy',
         'scikit-image',
         'protobuf',
+        # Figures: the confusion matrix, learning curves and per-class charts that
+        # evaluate / train / finetune write as PNGs and TensorBoard image summaries
+        # (drawn off screen with the Agg backend, so no display is needed).
+        'matplotlib',
     ],
     extras_require={'test': ['pytest']},
     entry_points={'console_scripts': ['tfgraft = tfgraft.tools.cli:main']},

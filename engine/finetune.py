@@ -30,6 +30,7 @@ from tfgraft.graphs.factory import load_described
 from tfgraft.graphs.preprocessing import preprocess_image
 from tfgraft.records.decode import load_rgb
 from tfgraft.records.pipeline import usable_cores, without_autotune
+from tfgraft.records.progress import progress_bar
 
 tf1 = tf.compat.v1
 
@@ -304,7 +305,7 @@ def finetune(image_dir, model_dir, graph=None, backbone=None, weights=None, fine
              params['learning_rate']))
     bar = None
     if progress:
-        bar = tf.keras.utils.Progbar(max_steps - step, stateful_metrics=['loss', 'acc', 'val_acc'])
+        bar = progress_bar(max_steps - step, 'fine-tuning', 'steps', ['loss', 'acc', 'val_acc'])
 
     def report(now, values):
         if bar:

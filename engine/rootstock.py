@@ -18,6 +18,7 @@ from tfgraft.graphs import registry
 from tfgraft.graphs.frozen import write_card_file
 from tfgraft.graphs.safety import check_graph_ops
 from tfgraft.records.atomic import atomic_write_bytes
+from tfgraft.records.progress import progress_bar
 
 tf1 = tf.compat.v1
 
@@ -125,7 +126,7 @@ def train_params(patches, labels, num_classes, seed, steps, progress):
             labels=targets, logits=logits))
         accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), targets), tf.float32))
         train_op = tf1.train.AdamOptimizer(LEARNING_RATE).minimize(loss)
-        bar = tf.keras.utils.Progbar(steps, stateful_metrics=['loss', 'accuracy']) if progress else None
+        bar = progress_bar(steps, 'rootstock training', 'steps', ['loss', 'accuracy']) if progress else None
         with tf1.Session(graph=graph) as session:
             session.run(tf1.global_variables_initializer())
             for step in range(steps):

@@ -31,6 +31,7 @@ from tfgraft.records.image_check import (DEFAULT_MAX_PIXELS, SkipImage, fallback
                                           hash_and_inspect, too_many_pixels)
 from tfgraft.records.listing import list_images
 from tfgraft.records.pipeline import usable_cores, without_autotune
+from tfgraft.records.progress import progress_bar
 from tfgraft.records.writer import MANIFEST_NAME, finish_interrupted_commit, write_records
 
 tf1 = tf.compat.v1
@@ -200,8 +201,7 @@ def compute_bottlenecks(paths, backbone, batch_size, on_vector, progress=True, f
     """
     own_session = session is None
     session = session or ExtractionSession(backbone, batch_size)
-    bar = tf.keras.utils.Progbar(len(paths), unit_name='image', stateful_metrics=['images/s']) \
-        if progress else None
+    bar = progress_bar(len(paths), 'bottlenecks', 'images', ['images/s']) if progress else None
     try:
         session.run(paths, on_vector, fallback, bar)
     finally:

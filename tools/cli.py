@@ -60,8 +60,8 @@ def guarded(run, args):
     configure_tensorflow()
     from tfgraft.graphs.errors import GraftError
     try:
-        import tensorflow as tf
-        tf.get_logger().setLevel('ERROR')    # deprecation notices are not the user's business
+        from tfgraft.tools.quiet_start import import_tensorflow_quietly
+        import_tensorflow_quietly()          # no start-up chatter on stderr; loggers at ERROR
         return run(args) or 0
     except GraftError as error:
         print('tfgraft: error: %s' % _one_line(error), file=sys.stderr)

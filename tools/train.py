@@ -103,9 +103,9 @@ def training_params(args, manifest, model_dir):
 
 
 def progress_bar(max_steps):
-    import tensorflow as tf
+    from tfgraft.records.progress import progress_bar as make_bar
     shown = (('loss', 'loss'), ('accuracy', 'train_acc'), ('validation_accuracy', 'val_acc'))
-    bar = tf.keras.utils.Progbar(max_steps, stateful_metrics=[label for _, label in shown])
+    bar = make_bar(max_steps, 'training', 'steps', [label for _, label in shown])
 
     def update(step, values):
         bar.update(step, [(label, values[name]) for name, label in shown if name in values])
