@@ -1,4 +1,5 @@
 """The train / evaluate / predict / export / retrain commands, in process, on synthetic records."""
+import glob
 import json
 import os
 
@@ -83,7 +84,17 @@ def test_evaluate_writes_json_and_png(trained, capsys, tmp_path):
     assert report['count'] == 60 and sum(map(sum, report['confusion_matrix'])) == 60
     assert 'Test accuracy = %.1f%%' % (report['accuracy'] * 100) in out
     assert 'MISCLASSIFIED' in out and [row['class'] for row in report['per_class']] == ['ants', 'bees', 'wasps']
-    assert skimage.io.imread(str(tmp_path / 'confusion.png')).shape == (97, 97, 3)
+    from PIL import Image
+    for name in ('confusion.png', 'per_class.png'):
+        image = Image.open(str(tmp_path / name))
+        assert image.size[0] >= 400 and image.info['Software'].startswith('Matplotlib')
+    assert skimage.io.imread(str(tmp_path / 'confusion.png')).shape[2] in (3, 4)
+    import tensorflow as tf
+    tags = {value.tag: value.image.width
+            for path in glob.glob(os.path.join(model_dir, 'eval_test', 'events.out.tfevents.*'))
+            for event in tf.compat.v1.train.summary_iterator(path) for value in event.summary.value}
+    assert tags['confusion_matrix'] == Image.open(str(tmp_path / 'confusion.png')).size[0]
+    assert tags['per_class'] >= 400
 
 
 def test_one_class_records_are_refused(tmp_path, capsys):

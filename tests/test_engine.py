@@ -8,7 +8,6 @@ import pytest
 import tensorflow as tf
 
 from tfgraft.engine import model_dir as model_dirs
-from tfgraft.engine.confusion_image import confusion_image, write_confusion_png
 from tfgraft.engine.estimator import Estimator, RunConfig
 from tfgraft.engine.heads import model_fn
 from tfgraft.engine.inputs import arrays_input_fn, records_input_fn
@@ -243,19 +242,3 @@ def test_confusion_matrix_and_per_class_figures():
     report = evaluation_report([0, 1], np.array([[0.9, 0.1], [0.8, 0.2]]), ['a', 'b'], ['x', 'y'], 'test')
     assert report['accuracy'] == 0.5
     assert report['misclassified'] == [{'image_path': 'y', 'true': 'b', 'predicted': 'a', 'score': 0.8}]
-
-
-def test_confusion_png(tmp_path):
-    import skimage.io
-    path = str(tmp_path / 'confusion.png')
-    write_confusion_png([[5, 0], [2, 123]], path, cell=32)
-    image = skimage.io.imread(path)
-    assert image.shape == (65, 65, 3)
-    top_left, bottom_right = image[2, 2], image[40, 40]        # cell backgrounds
-    assert tuple(top_left) == (33, 102, 172)                  # 5/5 of its row: full blue
-    assert bottom_right[0] < 60 and bottom_right[2] > 150
-    empty = confusion_image([[0, 0], [0, 1]])[2:30, 2:30].reshape(-1, 3)
-    colours = {tuple(pixel) for pixel in empty}
-    assert colours == {(255, 255, 255), (0, 0, 0)}            # white cell, '0' in black
-    assert (empty == 0).all(axis=1).sum() == 3 * 3 * 12       # the glyph's pixels at scale 3
-    assert (confusion_image([[7]])[:, :, 0] == 255).sum() > 0  # the count is drawn in white

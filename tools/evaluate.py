@@ -1,9 +1,12 @@
 """Score a trained model_dir on one split of bottleneck records.
 
-Prints the accuracy and each class's precision and recall, and writes
-report.json (accuracy, per-class figures, confusion matrix, misclassified
-images) and confusion.png (rows: true class, columns: predicted, in
-labels.txt order) to --output_dir.
+Prints the accuracy and each class's precision and recall, and writes to
+--output_dir: report.json (accuracy, per-class figures, confusion matrix,
+misclassified images), confusion.png (rows: true class, columns: predicted,
+in labels.txt order; colour: share of the row, text: count) and per_class.png
+(precision and recall bars). The two figures also go to TensorBoard (Images
+tab) in <model_dir>/eval_<split>/. --projector also writes the split's
+bottlenecks for TensorBoard's Embedding Projector (as `tfgraft projector`).
 
 example:
   tfgraft evaluate --model_dir /tmp/model --bottleneck_dir /tmp/bottlenecks --split test
@@ -16,7 +19,7 @@ def add_arguments(parser):
     parser.add_argument('--bottleneck_dir', required=True, help='records of the same graph and classes')
     parser.add_argument('--split', default='test', choices=('train', 'validation', 'test'),
                         help='which records to score (default test)')
-    parser.add_argument('--output_dir', help='where report.json and confusion.png go '
+    parser.add_argument('--output_dir', help='where report.json, confusion.png and per_class.png go '
                         '(default: <model_dir>/eval_<split>)')
     parser.add_argument('--print_misclassified_test_images', action='store_true',
                         help='list every misclassified image')
@@ -27,7 +30,7 @@ def evaluate_model(model_dir, bottleneck_dir, split, output_dir=None):
     import os
     import numpy as np
     from tfgraft.engine import model_dir as model_dirs
-    from tfgraft.engine.confusion_image import write_confusion_png
+    from tfgraft.engine.figures import write_evaluation_figures
     from tfgraft.engine.estimator import Estimator
     from tfgraft.engine.heads import model_fn
     from tfgraft.engine.inputs import arrays_input_fn
@@ -52,7 +55,8 @@ def evaluate_model(model_dir, bottleneck_dir, split, output_dir=None):
     output_dir = output_dir or os.path.join(model_dir, 'eval_' + split)
     os.makedirs(output_dir, exist_ok=True)
     atomic_write_json(os.path.join(output_dir, 'report.json'), report)
-    write_confusion_png(report['confusion_matrix'], os.path.join(output_dir, 'confusion.png'))
+    step = int(checkpoint.rsplit('-', 1)[1]) if '-' in os.path.basename(checkpoint) else 0
+    write_evaluation_figures(report, output_dir, os.path.join(model_dir, 'eval_' + split), step)
     report['output_dir'] = output_dir
     return report
 
@@ -70,7 +74,7 @@ def print_report(report, misclassified=False):
         for item in report['misclassified']:
             print('%s  true: %s  predicted: %s (%.3f)' % (item['image_path'], item['true'],
                                                           item['predicted'], item['score']))
-    print('report.json and confusion.png written to %s' % report['output_dir'])
+    print('report.json, confusion.png and per_class.png written to %s' % report['output_dir'])
 
 
 def run(args):
