@@ -321,9 +321,12 @@ def _existing_objects_frozen():
 @_existing_objects_frozen()
 def write_bottlenecks(image_dir, backbone, bottleneck_dir, batch_size=64,
                       validation_percentage=10, testing_percentage=10, max_pixels=None,
-                      skip_empty_classes=False, progress=True):
-    """Write bottleneck records for every image below image_dir; returns the manifest."""
-    listing = list_images(image_dir, validation_percentage, testing_percentage, skip_empty_classes)
+                      skip_empty_classes=False, progress=True, split_rule='file_name'):
+    """Write bottleneck records for every image below image_dir; returns the manifest.
+
+    split_rule: 'file_name' or 'retrain_py' (records/listing.py)."""
+    listing = list_images(image_dir, validation_percentage, testing_percentage, skip_empty_classes,
+                          split_rule)
     os.makedirs(bottleneck_dir, exist_ok=True)
     finish_interrupted_commit(bottleneck_dir)
     hashes = FileHashes(bottleneck_dir)

@@ -2,9 +2,19 @@
 
 If the folder holds `train/` and `validation/` (and maybe `test/`) subfolders,
 as the Keras tutorials lay data out, those are the splits. Otherwise each
-image's split comes from a stable hash of its file name, as retrain.py does:
-the same image always lands in the same split, on every run and machine, and
-anything after `_nohash_` in a name is ignored so variants stay together.
+image's split comes from a stable hash (split rules):
+
+  file_name   (default) sha1 of the file's name alone, with anything after
+              `_nohash_` removed: the same image lands in the same split on
+              every run and machine, wherever the folder lives.
+  retrain_py  retrain.py's create_image_lists exactly: sha1 of the path as it
+              spells it, `<image_dir as typed>/<class folder>/<file name>`, with
+              anything after `_nohash_` removed, and only the files it reads
+              (`*.jpg`, `*.jpeg`, `*.JPG`, `*.JPEG` directly in a class folder).
+
+Both turn the sha1 into a percentage the same way (modulo 2**27, times
+100 / (2**27 - 1)): below --validation_percentage is validation, below
+validation + testing is test, the rest train.
 """
 import dataclasses
 import hashlib
@@ -16,6 +26,8 @@ from tfgraft.records.image_check import is_candidate_file
 
 SPLIT_FOLDERS = ('train', 'validation', 'test')
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.gif', '.bmp', '.webp')
+RETRAIN_PY_EXTENSIONS = ('jpg', 'jpeg', 'JPG', 'JPEG')     # its globs, case-sensitive
+SPLIT_RULES = ('file_name', 'retrain_py')
 MAX_NUM_IMAGES_PER_CLASS = 2 ** 27 - 1
 
 
@@ -47,6 +59,20 @@ def hash_split(file_name, validation_percentage, testing_percentage):
     return 'train'
 
 
+def retrain_py_split(image_dir, class_folder, file_name, validation_percentage, testing_percentage):
+    """retrain.py's split of <image_dir>/<class_folder>/<file_name>: the whole path, as
+    typed, is hashed (so `photos`, `photos/` and `./photos` can split differently)."""
+    return hash_split(os.path.join(image_dir, class_folder, file_name), validation_percentage,
+                      testing_percentage)
+
+
+def _retrain_py_files(class_dir):
+    """The file names retrain.py's globs find in a class folder (not below it)."""
+    return sorted(name for name in os.listdir(class_dir)
+                  if is_candidate_file(name) and name.rsplit('.', 1)[-1] in RETRAIN_PY_EXTENSIONS
+                  and '.' in name and os.path.isfile(os.path.join(class_dir, name)))
+
+
 def _files_below(folder):
     """Relative paths of the files below `folder`, sorted; links to folders not followed."""
     found = []
@@ -76,17 +102,32 @@ def _relative(parts):
 
 
 def list_images(image_dir, validation_percentage=10, testing_percentage=10,
-                skip_empty_classes=False):
-    """An ImageList for `image_dir`. Files are not opened here."""
+                skip_empty_classes=False, split_rule='file_name'):
+    """An ImageList for `image_dir`. Files are not opened here.
+
+    split_rule: 'file_name' or 'retrain_py' (see the module's docstring); the
+    folder layout's own splits win over the default rule, and retrain_py refuses them.
+    """
+    if split_rule not in SPLIT_RULES:
+        raise GraftError('unknown split rule %r: use one of %s' % (split_rule, ', '.join(SPLIT_RULES)))
     if not os.path.isdir(image_dir):
         raise GraftError('image folder not found: %s' % image_dir)
     if not 0 <= validation_percentage + testing_percentage < 100 or \
             min(validation_percentage, testing_percentage) < 0:
         raise GraftError('validation and testing percentages must be >= 0 and add up to less than 100')
     top = _subfolders(image_dir)
+    retrain_py = split_rule == 'retrain_py'
     if 'train' in top and ('validation' in top or 'test' in top):
+        if retrain_py:
+            raise GraftError('%s holds train/ and validation/ folders: retrain.py would read them as '
+                             'classes; drop --split_rule retrain_py to use the folders as the splits'
+                             % image_dir)
         split_dirs = [(split, split) for split in SPLIT_FOLDERS if split in top]
         split_rule = 'folders'
+    elif retrain_py:
+        split_dirs = [('', None)]
+        split_rule = ('retrain_py: sha1 of %s/<class>/<file>, %g%% validation, %g%% test'
+                      % (image_dir.rstrip(os.sep) or os.sep, validation_percentage, testing_percentage))
     else:
         split_dirs = [('', None)]
         split_rule = 'hash: %g%% validation, %g%% test' % (validation_percentage, testing_percentage)
@@ -104,6 +145,11 @@ def list_images(image_dir, validation_percentage=10, testing_percentage=10,
         for name in class_names:
             class_dir = os.path.join(image_dir, folder, name)
             if not os.path.isdir(class_dir):
+                continue
+            if retrain_py:
+                for rel in _retrain_py_files(class_dir):
+                    files_by_class[name].append((_relative([name, rel]), retrain_py_split(
+                        image_dir, name, rel, validation_percentage, testing_percentage)))
                 continue
             for rel in _files_below(class_dir):
                 chosen = split or hash_split(os.path.basename(rel), validation_percentage,

@@ -2,7 +2,10 @@
 
 One class per subfolder of --image_dir. With train/ validation/ test/
 subfolders those are the splits; otherwise each file's split comes from a
-stable hash of its name (--validation_percentage, --testing_percentage).
+stable hash (--validation_percentage, --testing_percentage): of its file name
+by default, or of the path as retrain.py hashes it with --split_rule retrain_py
+(then only *.jpg, *.jpeg, *.JPG, *.JPEG directly in each class folder are read,
+as retrain.py reads them).
 Re-runs compute only new or changed images; an interrupted run resumes.
 
 examples:
@@ -44,6 +47,10 @@ def add_split_arguments(parser):
                              'split subfolders (default 10)')
     parser.add_argument('--testing_percentage', type=float, default=10,
                         help='percent of images for test (default 10)')
+    parser.add_argument('--split_rule', choices=('file_name', 'retrain_py'), default='file_name',
+                        help='file_name (default): sha1 of the file name, the same wherever the '
+                             'folder lives; retrain_py: sha1 of <image_dir as typed>/<class>/<file>, '
+                             'retrain.py\'s split exactly (same test images)')
     parser.add_argument('--max_pixels', type=int, default=None,
                         help='refuse images whose header declares more pixels (default 90 MP)')
     parser.add_argument('--skip_empty_classes', action='store_true',
@@ -68,7 +75,7 @@ def run(args):
     write_bottlenecks(args.image_dir, backbone, args.bottleneck_dir, batch_size=args.batch_size,
                       validation_percentage=args.validation_percentage,
                       testing_percentage=args.testing_percentage, max_pixels=args.max_pixels,
-                      skip_empty_classes=args.skip_empty_classes)
+                      skip_empty_classes=args.skip_empty_classes, split_rule=args.split_rule)
     return 0
 
 

@@ -1,7 +1,10 @@
 """All in one, as retrain.py did it: bottlenecks, training, test accuracy, frozen graph.
 
-Same flag names as TensorFlow's retrain.py; the backbone is chosen with
---graph (a frozen .pb) or --backbone (alexnet|vgg16 with --weights). Each
+Every flag of TensorFlow Hub's retrain.py is taken with the same meaning or
+refused with one line naming what to use instead (README: "retrain.py flags");
+the backbone is chosen with --graph (a frozen .pb) or --backbone
+(alexnet|vgg16 with --weights). --split_rule retrain_py puts the same images in
+the test split as retrain.py on the same --image_dir. Each
 stage is also a command of its own: bottlenecks, train, evaluate, export.
 A re-run reuses the cached bottlenecks and trains a new model, unless
 --model_dir names one to resume.
@@ -16,6 +19,7 @@ HELP = 'retrain.py in one command: bottlenecks, train, evaluate, export'
 
 def add_arguments(parser):
     from tfgraft.tools import bottlenecks, export, train
+    from tfgraft.tools.retrain_flags import add_retrain_py_arguments
     parser.add_argument('--image_dir', required=True, help='folder of class subfolders of images')
     parser.add_argument('--bottleneck_dir', default='/tmp/bottleneck',
                         help='where the bottleneck records are cached (default %(default)s)')
@@ -26,20 +30,42 @@ def add_arguments(parser):
     bottlenecks.add_split_arguments(parser)
     train.add_training_arguments(parser)
     bottlenecks.add_backbone_arguments(parser)
+    add_retrain_py_arguments(parser)
+
+
+def _train_with_intermediate_graphs(args, model_dir):
+    """retrain.py's --intermediate_store_frequency: train to each multiple of it, export
+    <intermediate_output_graphs_dir>intermediate_<step>.pb, go on; then train to the end."""
+    import argparse
+    import os
+    from tfgraft.engine.export import export_frozen_graph
+    from tfgraft.tools import train
+    from tfgraft.tools.retrain_flags import intermediate_steps
+    for step in intermediate_steps(args.how_many_training_steps, args.intermediate_store_frequency):
+        chunk = argparse.Namespace(**dict(vars(args), how_many_training_steps=step))
+        train.train_model(chunk, args.bottleneck_dir, model_dir)
+        path = args.intermediate_output_graphs_dir + 'intermediate_%d.pb' % step
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        export_frozen_graph(model_dir, path, None, args.final_tensor_name)
+        print('intermediate graph after step %d: %s' % (step, path))
+    return train.train_model(args, args.bottleneck_dir, model_dir)
 
 
 def run(args):
     import tempfile
     from tfgraft.records.extract import write_bottlenecks
-    from tfgraft.tools import evaluate, export, train
+    from tfgraft.tools import evaluate, export
     from tfgraft.tools.bottlenecks import backbone_from_args
+    from tfgraft.tools.retrain_flags import check_retrain_py_flags, set_logging_verbosity
+    check_retrain_py_flags(args)
+    set_logging_verbosity(args.logging_verbosity)
     backbone = backbone_from_args(args)
     write_bottlenecks(args.image_dir, backbone, args.bottleneck_dir,
                       validation_percentage=args.validation_percentage,
                       testing_percentage=args.testing_percentage, max_pixels=args.max_pixels,
-                      skip_empty_classes=args.skip_empty_classes)
+                      skip_empty_classes=args.skip_empty_classes, split_rule=args.split_rule)
     model_dir = args.model_dir or tempfile.mkdtemp(prefix='tfgraft-retrain-')
-    result = train.train_model(args, args.bottleneck_dir, model_dir)
+    result = _train_with_intermediate_graphs(args, model_dir)
     if result['test'] and args.print_misclassified_test_images:
         report = evaluate.evaluate_model(model_dir, args.bottleneck_dir, 'test')
         evaluate.print_report(report, misclassified=True)
