@@ -57,7 +57,7 @@ class PlainProgress:
         rate = done_here / elapsed
         parts = ['%s: %d/%d %s' % (self.label, current, self.total, self.unit)]
         if done_here > 0:
-            parts.append('%s %s/s' % (_number(rate) if rate >= 10 else '%.2g' % rate, self.unit))
+            parts.append('%s %s/s' % ('%.0f' % rate if rate >= 10 else '%.1f' % rate, self.unit))
             if current < self.total:
                 parts.append('ETA %s' % _duration((self.total - current) / rate))
             else:

@@ -23,10 +23,15 @@ def add_arguments(parser):
                         '(default: <model_dir>/eval_<split>)')
     parser.add_argument('--print_misclassified_test_images', action='store_true',
                         help='list every misclassified image')
+    parser.add_argument('--projector', action='store_true',
+                        help='also write the split for TensorBoard\'s Embedding Projector: vectors '
+                             '(checkpoint), metadata.tsv (label, predicted, path), sprite.png')
+    parser.add_argument('--projector_dir', help='where the projector files go (default: '
+                        '<model_dir>/projector_<split>; `tensorboard --logdir <model_dir>` shows them)')
 
 
-def evaluate_model(model_dir, bottleneck_dir, split, output_dir=None):
-    """The report dict; also written as JSON and PNG."""
+def evaluate_model(model_dir, bottleneck_dir, split, output_dir=None, projector_dir=None):
+    """The report dict; also written as JSON and PNG (and projector files in projector_dir)."""
     import os
     import numpy as np
     from tfgraft.engine import model_dir as model_dirs
@@ -58,6 +63,11 @@ def evaluate_model(model_dir, bottleneck_dir, split, output_dir=None):
     step = int(checkpoint.rsplit('-', 1)[1]) if '-' in os.path.basename(checkpoint) else 0
     write_evaluation_figures(report, output_dir, os.path.join(model_dir, 'eval_' + split), step)
     report['output_dir'] = output_dir
+    if projector_dir:
+        from tfgraft.engine.projector import write_split_projector
+        written = write_split_projector(projector_dir, data, np.argmax(probabilities, axis=1),
+                                        params['classes'], manifest['image_dir'])
+        report['projector'] = {'folder': projector_dir, 'missing_images': written['missing_images']}
     return report
 
 
@@ -75,10 +85,18 @@ def print_report(report, misclassified=False):
             print('%s  true: %s  predicted: %s (%.3f)' % (item['image_path'], item['true'],
                                                           item['predicted'], item['score']))
     print('report.json, confusion.png and per_class.png written to %s' % report['output_dir'])
+    if 'projector' in report:
+        missing = report['projector']['missing_images']
+        print('Embedding Projector files written to %s%s' % (report['projector']['folder'], (
+            ' (%d images not found: grey in the sprite)' % len(missing)) if missing else ''))
 
 
 def run(args):
-    report = evaluate_model(args.model_dir, args.bottleneck_dir, args.split, args.output_dir)
+    import os
+    projector_dir = args.projector_dir or (
+        os.path.join(args.model_dir, 'projector_' + args.split) if args.projector else None)
+    report = evaluate_model(args.model_dir, args.bottleneck_dir, args.split, args.output_dir,
+                            projector_dir)
     print_report(report, args.print_misclassified_test_images)
     return 0
 
