@@ -41,3 +41,9 @@ def save_curves(model_dir, history, summaries_dir=None):
     step = history[-1]['step'] if history else 0
     write_image_summaries(os.path.join(summaries_dir or model_dir, 'train'), step, {CURVES_TAG: png})
     return path
+
+
+def save_training_curves(model_dir, summaries_dir=None):
+    """save_curves of what the model_dir's (or --summaries_dir's) events hold; the PNG's path."""
+    folder = summaries_dir or model_dir
+    return save_curves(model_dir, read_history(folder), folder)

@@ -65,6 +65,9 @@ def test_train_writes_a_self_describing_model_dir(trained, capsys):
     assert params['graph']['sha256'] == 'a' * 64 and params['graph']['card']['name'] == 'fake_net'
     assert os.path.isdir(os.path.join(model_dir, 'train'))
     assert os.path.isdir(os.path.join(model_dir, 'validation'))
+    from PIL import Image
+    curves = Image.open(os.path.join(model_dir, 'learning_curves.png'))
+    assert curves.size[0] >= 400 and curves.info['Software'].startswith('Matplotlib')
     # Resume to 300 steps, then again: nothing left to do.
     code, out, _ = tfgraft(capsys, 'train', '--bottleneck_dir', bottleneck_dir, '--model_dir', model_dir,
                            '--how_many_training_steps', 300)

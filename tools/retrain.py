@@ -66,10 +66,16 @@ def run(args):
                       skip_empty_classes=args.skip_empty_classes, split_rule=args.split_rule)
     model_dir = args.model_dir or tempfile.mkdtemp(prefix='tfgraft-retrain-')
     result = _train_with_intermediate_graphs(args, model_dir)
+    from tfgraft.engine.curves import save_training_curves
+    print('learning curves: %s' % save_training_curves(model_dir, args.summaries_dir))
     if result['test'] and args.print_misclassified_test_images:
         report = evaluate.evaluate_model(model_dir, args.bottleneck_dir, 'test')
         evaluate.print_report(report, misclassified=True)
     export.export_model(model_dir, args)
+    if args.saved_model_dir:      # check_retrain_py_flags refused it if there is no exporter
+        from tfgraft.tools.retrain_flags import saved_model_exporter
+        saved_model_exporter()(model_dir, args.saved_model_dir)
+        print('wrote the SavedModel to %s' % args.saved_model_dir)
     return 0
 
 

@@ -3,7 +3,8 @@
 The model_dir gets params.json (head, classes, graph card and sha256),
 checkpoints (every --save_checkpoints_steps steps and at the end; the last
 --keep_checkpoint_max kept) and TensorBoard events in train/ and validation/
-(or under --summaries_dir). Run the same command again to resume: training
+(or under --summaries_dir), and learning_curves.png (loss and accuracy over the
+steps; also in TensorBoard's Images tab). Run the same command again to resume: training
 goes on from the latest checkpoint up to --how_many_training_steps in all.
 Validation accuracy is measured on the whole validation split every
 --eval_step_interval steps; the final test accuracy on the whole test split.
@@ -150,7 +151,9 @@ def train_model(args, bottleneck_dir, model_dir, progress=True):
 
 
 def run(args):
+    from tfgraft.engine.curves import save_training_curves
     train_model(args, args.bottleneck_dir, args.model_dir)
+    print('learning curves: %s' % save_training_curves(args.model_dir, args.summaries_dir))
     return 0
 
 
