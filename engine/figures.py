@@ -83,12 +83,13 @@ def per_class_figure(rows, title='Precision and recall per class'):
     axes.set_yticks(places)
     axes.set_yticklabels(names)
     axes.invert_yaxis()                 # first class on top, as in labels.txt
-    axes.set_xlim(0.0, 1.0)
+    axes.set_xlim(0.0, 1.22)               # room on the right for the legend, past 1.0
+    axes.set_xticks(np.linspace(0.0, 1.0, 6))
     axes.set_xlabel('precision / recall')
     axes.set_ylabel('class (images)')
     axes.set_title(title)
     axes.grid(axis='x', color='#dddddd', linewidth=0.5)
-    axes.legend(loc='lower right', fontsize=8)
+    axes.legend(loc='upper right', fontsize=8)
     figure.tight_layout()
     return figure
 
