@@ -28,6 +28,8 @@ setup(
         # (drawn off screen with the Agg backend, so no display is needed).
         'matplotlib',
     ],
-    extras_require={'test': ['pytest']},
+    # tensorboard: the tests parse evaluate --projector's config with TensorBoard's own
+    # ProjectorConfig proto (tensorflow no longer installs tensorboard).
+    extras_require={'test': ['pytest', 'tensorboard']},
     entry_points={'console_scripts': ['tfgraft = tfgraft.tools.cli:main']},
 )
