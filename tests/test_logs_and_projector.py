@@ -149,3 +149,38 @@ def test_evaluate_projector_files(retrained, capsys):
     assert thumb == [64, 64] and sprite.size == (side * 64, side * 64)
     first = np.asarray(sprite.convert('RGB'))[:64, :64]
     assert first.std() > 10                 # a photo, not a blank or grey cell
+
+
+@pytest.mark.parametrize('with_tensorboard', [True, False])
+def test_write_projector_on_small_arrays(tmp_path, monkeypatch, with_tensorboard):
+    """Without TensorBoard installed the config is built from tfgraft's own descriptor; either
+    way TensorBoard's proto reads it. A missing image is a grey cell and is reported."""
+    from google.protobuf import text_format
+    from PIL import Image
+    from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
+    from tfgraft.engine import projector
+    if not with_tensorboard:
+        monkeypatch.setitem(sys.modules, 'tensorboard.plugins.projector.projector_config_pb2', None)
+        assert projector.projector_config_class() is not ProjectorConfig
+    paths = []
+    for index, colour in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255), (9, 9, 9), (200, 200, 0)]):
+        paths.append(str(tmp_path / ('%d.png' % index)))
+        Image.new('RGB', (40 + 10 * index, 30), colour).save(paths[-1])
+    paths[3] = str(tmp_path / 'gone.jpg')
+    vectors = np.arange(5 * 7, dtype=np.float32).reshape(5, 7)
+    rows = [('red', 'red', '0.png'), ('green', 'red', '1.png'), ('blue', 'blue', '2.png'),
+            ('grey', 'blue', 'gone.jpg'), ('yellow\tish', 'red', '4.png')]
+    written = projector.write_projector(str(tmp_path / 'p'), vectors, rows, paths)
+    assert written['missing_images'] == [paths[3]]
+    config = text_format.Parse(open(written['config']).read(), ProjectorConfig())
+    assert list(config.embeddings[0].tensor_shape) == [5, 7]
+    assert list(config.embeddings[0].sprite.single_image_dim) == [64, 64]
+    sprite = np.asarray(Image.open(str(tmp_path / 'p' / 'sprite.png')).convert('RGB'))
+    assert sprite.shape == (3 * 64, 3 * 64, 3)
+    assert tuple(sprite[32, 32]) == (255, 0, 0) and tuple(sprite[32, 64 + 32]) == (0, 255, 0)
+    assert (sprite[64:128, :64] == 128).all()            # the missing image's cell
+    lines = open(str(tmp_path / 'p' / 'metadata.tsv')).read().splitlines()
+    assert len(lines) == 6 and lines[5] == 'yellow ish\tred\t4.png'
+    import tensorflow as tf
+    saved = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / 'p')))
+    np.testing.assert_array_equal(saved.get_tensor('embedding'), vectors)
