@@ -74,7 +74,8 @@ def retrained(tmp_path_factory, mobilenet_pb, cats_and_dogs):
                '--bottleneck_dir', 'bottlenecks', '--model_dir', 'model',
                '--how_many_training_steps', '40', '--eval_step_interval', '20', '--train_batch_size', '16',
                '--intermediate_store_frequency', '20', '--intermediate_output_graphs_dir', 'graphs/',
-               '--output_graph', 'graphs/final.pb', '--output_labels', 'graphs/labels.txt']
+               '--output_graph', 'graphs/final.pb', '--output_labels', 'graphs/labels.txt',
+               '--saved_model_dir', 'serving/7']
     done = subprocess.run(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           timeout=900)
     return root, done.returncode, done.stdout.decode('utf-8'), done.stderr.decode('utf-8')
@@ -114,6 +115,16 @@ def test_retrain_py_split_and_intermediate_graphs(retrained):
     assert os.path.getsize(os.path.join(root, 'graphs', 'intermediate_20.pb')) > 100000
     assert not os.path.exists(os.path.join(root, 'graphs', 'intermediate_40.pb'))
     assert open(os.path.join(root, 'graphs', 'labels.txt')).read().split() == ['cats', 'dogs']
+
+
+def test_retrain_saved_model_dir_is_the_folder_itself(retrained):
+    from tensorflow.core.protobuf import saved_model_pb2
+    root, code, _, _ = retrained
+    assert code == 0
+    folder = os.path.join(root, 'serving', '7')           # retrain.py's meaning: not 7/1/
+    saved = saved_model_pb2.SavedModel.FromString(open(os.path.join(folder, 'saved_model.pb'), 'rb').read())
+    assert 'serving_default' in saved.meta_graphs[0].signature_def
+    assert sorted(os.listdir(os.path.join(root, 'serving'))) == ['7']
 
 
 def test_evaluate_projector_files(retrained, capsys):

@@ -52,6 +52,7 @@ def _train_with_intermediate_graphs(args, model_dir):
 
 
 def run(args):
+    import argparse
     import tempfile
     from tfgraft.records.extract import write_bottlenecks
     from tfgraft.tools import evaluate, export
@@ -71,11 +72,12 @@ def run(args):
     if result['test'] and args.print_misclassified_test_images:
         report = evaluate.evaluate_model(model_dir, args.bottleneck_dir, 'test')
         evaluate.print_report(report, misclassified=True)
-    export.export_model(model_dir, args)
-    if args.saved_model_dir:      # check_retrain_py_flags refused it if there is no exporter
-        from tfgraft.tools.retrain_flags import saved_model_exporter
-        saved_model_exporter()(model_dir, args.saved_model_dir)
-        print('wrote the SavedModel to %s' % args.saved_model_dir)
+    export.export_model(model_dir, argparse.Namespace(**dict(vars(args), saved_model_dir=None)))
+    if args.saved_model_dir:      # retrain.py's meaning: this folder, not <dir>/<version>/
+        from tfgraft.tools.retrain_flags import write_retrain_py_saved_model
+        print('wrote SavedModel %s (signatures serving_default: image bytes, serving_images: '
+              'float images)' % write_retrain_py_saved_model(model_dir, args.saved_model_dir,
+                                                             args.final_tensor_name))
     return 0
 
 

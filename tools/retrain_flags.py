@@ -5,6 +5,8 @@ retrain.py command line runs unchanged or stops with one line saying what to use
 instead; README.md has the table. Flags with the same meaning are handled by
 tools/retrain.py; the ones here are checked by check_retrain_py_flags().
 """
+import os
+
 from tfgraft.graphs.errors import GraftError
 
 DISTORTIONS = ('flip_left_right', 'random_crop', 'random_scale', 'random_brightness')
@@ -31,14 +33,23 @@ def add_retrain_py_arguments(parser):
     group.add_argument('--tfhub_module', help='refused: give the backbone with --graph (frozen .pb)')
     group.add_argument('--architecture', help='refused (tensorflow-for-poets): use --graph')
     group.add_argument('--checkpoint_path', help='refused: checkpoints live in --model_dir')
-    group.add_argument('--saved_model_dir', help='a SavedModel for TF Serving (needs '
-                       '`tfgraft export --format saved_model`)')
+    group.add_argument('--saved_model_dir', help='also write a SavedModel in this folder (as retrain.py: '
+                       'the folder itself, e.g. /tmp/saved_models/$(date +%%s)/; new or empty)')
 
 
-def saved_model_exporter():
-    """engine/export's SavedModel writer, or None where this build has none."""
-    from tfgraft.engine import export
-    return getattr(export, 'export_saved_model', None)
+def write_retrain_py_saved_model(model_dir, saved_model_dir, final_tensor_name):
+    """retrain.py's --saved_model_dir: the SavedModel in that very folder (which, as for
+    retrain.py, must be new or empty), written beside it first and renamed into place."""
+    import os
+    import shutil
+    from tfgraft.engine.saved_model_export import write_saved_model
+    target = os.path.abspath(saved_model_dir)
+    partial = os.path.join(os.path.dirname(target), '.%s.partial' % os.path.basename(target))
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    shutil.rmtree(partial, ignore_errors=True)
+    write_saved_model(model_dir, partial, final_tensor_name=final_tensor_name)
+    os.replace(partial, target)
+    return target
 
 
 def check_retrain_py_flags(args):
@@ -62,9 +73,11 @@ def check_retrain_py_flags(args):
                              'drop the flag' % (flag, where))
     if args.intermediate_store_frequency < 0:
         raise GraftError('--intermediate_store_frequency must be 0 (never) or a number of steps')
-    if args.saved_model_dir and saved_model_exporter() is None:
-        raise GraftError('--saved_model_dir: this tfgraft has no SavedModel export; export the '
-                         'graph with `tfgraft export --format saved_model`')
+    if args.saved_model_dir and os.path.exists(args.saved_model_dir) and (
+            not os.path.isdir(args.saved_model_dir) or os.listdir(args.saved_model_dir)):
+        raise GraftError('--saved_model_dir %s exists and is not empty; name a new folder (TF Serving: a new version '
+                         'number below the base path), or use `tfgraft export --format saved_model '
+                         '--saved_model_dir BASE` which picks the next version' % args.saved_model_dir)
 
 
 def set_logging_verbosity(name):
