@@ -28,8 +28,13 @@ setup(
         # (drawn off screen with the Agg backend, so no display is needed).
         'matplotlib',
     ],
-    # tensorboard: the tests parse evaluate --projector's config with TensorBoard's own
-    # ProjectorConfig proto (tensorflow no longer installs tensorboard).
-    extras_require={'test': ['pytest', 'tensorboard']},
+    extras_require={
+        # `tfgraft bottlenecks --runner ...`: the backbone run as an Apache Beam pipeline
+        # (DirectRunner on a laptop; Flink, Spark or Dataflow on a cluster).
+        'beam': ['apache-beam'],
+        # tensorboard: the tests parse evaluate --projector's config with TensorBoard's own
+        # ProjectorConfig proto (tensorflow no longer installs tensorboard).
+        'test': ['pytest', 'tensorboard'],
+    },
     entry_points={'console_scripts': ['tfgraft = tfgraft.tools.cli:main']},
 )

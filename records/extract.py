@@ -318,52 +318,73 @@ def _existing_objects_frozen():
         gc.unfreeze()
 
 
-@_existing_objects_frozen()
-def write_bottlenecks(image_dir, backbone, bottleneck_dir, batch_size=64,
-                      validation_percentage=10, testing_percentage=10, max_pixels=None,
-                      skip_empty_classes=False, progress=True, split_rule='file_name'):
-    """Write bottleneck records for every image below image_dir; returns the manifest.
+def open_listing(image_dir, bottleneck_dir, validation_percentage, testing_percentage,
+                 skip_empty_classes, split_rule='file_name'):
+    """(ImageList, FileHashes) of a run: the listing and splits, with the output folder
+    made and any commit an earlier run left half-done finished first.
 
     split_rule: 'file_name' or 'retrain_py' (records/listing.py)."""
     listing = list_images(image_dir, validation_percentage, testing_percentage, skip_empty_classes,
                           split_rule)
     os.makedirs(bottleneck_dir, exist_ok=True)
     finish_interrupted_commit(bottleneck_dir)
-    hashes = FileHashes(bottleneck_dir)
-    # Files never seen here will need the backbone: build its graph, and optimise it on a
-    # thread while they are checked and hashed.
-    with _session_optimised_meanwhile(backbone, batch_size, any(
-            entry.path not in hashes.known for entry in listing.entries)) as warming:
-        usable, skipped = _check_and_hash(listing, hashes, max_pixels or DEFAULT_MAX_PIXELS)
+    return listing, FileHashes(bottleneck_dir)
 
-        cache = BottleneckCache(bottleneck_dir, backbone.sha256, backbone_key(backbone.card))
-        vectors = cache.load()
-        failed_path = os.path.join(cache.folder, 'failed.json')
-        failed = read_json(failed_path, {}) or {}
-        todo, fallback = {}, set()
-        for entry, digest, needs_fallback in usable:
-            if digest not in vectors and digest not in failed:
-                if needs_fallback:
-                    fallback.add(len(todo))
-                todo[digest] = os.path.join(listing.image_dir, entry.path)
 
-        if todo:
-            digests, paths = list(todo), list(todo.values())
-            if progress:
-                print('computing %d bottlenecks (%d cached) with %s'
-                      % (len(todo), len(usable) - len(todo), backbone.card.name), file=sys.stderr)
-            try:
-                compute_bottlenecks(paths, backbone, batch_size,
-                                    lambda i, vector: cache.add(digests[i], vector), progress,
-                                    fallback, session=warming.result() if warming else None)
-            finally:
-                cache.flush()
-            for digest in digests:
-                if digest not in cache.vectors:
-                    failed[digest] = 'could not be decoded'
-            os.makedirs(cache.folder, exist_ok=True)
-            atomic_write_json(failed_path, failed)
+class Pending:
+    """What is left to compute after the checks: the cache, the images that failed
+    before (failed.json), and `todo`, [(sha256, absolute path, needs_fallback)] of the
+    usable images in neither."""
 
+    def __init__(self, listing, usable, bottleneck_dir, backbone):
+        self.cache = BottleneckCache(bottleneck_dir, backbone.sha256, backbone_key(backbone.card))
+        self.cache.load()
+        self.failed_path = os.path.join(self.cache.folder, 'failed.json')
+        self.failed = read_json(self.failed_path, {}) or {}
+        self.listing, self.usable = listing, usable
+        self.todo = []
+        self.refresh()
+
+    def refresh(self):
+        """Recompute `todo` after vectors were added to the cache by someone else."""
+        vectors, failed = self.cache.vectors, self.failed
+        self.todo = [(digest, os.path.join(self.listing.image_dir, entry.path), needs_fallback)
+                     for entry, digest, needs_fallback in self.usable
+                     if digest not in vectors and digest not in failed]
+        return self.todo
+
+    def record_failures(self, digests):
+        """Every digest of `digests` the cache still lacks could not be decoded: remember it."""
+        for digest in digests:
+            if digest not in self.cache.vectors:
+                self.failed[digest] = 'could not be decoded'
+        os.makedirs(self.cache.folder, exist_ok=True)
+        atomic_write_json(self.failed_path, self.failed)
+
+
+class SplitExamples:
+    """A split's serialized examples, made a shard's slice at a time when the writer asks
+    for it: the whole split's examples are never held at once (benchmarks/scale.py)."""
+
+    def __init__(self, listing, cache, kept):
+        self._listing, self._cache, self._kept = listing, cache, kept
+
+    def __len__(self):
+        return len(self._kept)
+
+    def __getitem__(self, which):
+        classes, vectors = self._listing.classes, self._cache.vectors
+        return [schema.make_example(vectors[digest], entry.label, classes[entry.label],
+                                    entry.path, digest)
+                for entry, digest in self._kept[which]]
+
+
+def commit_records(listing, usable, skipped, pending, hashes, backbone, bottleneck_dir,
+                   progress=True):
+    """The end of every run, in-process or on Beam: skip reasons, fingerprint, then the
+    shards, labels.txt and manifest.json as one commit (nothing written when the
+    fingerprint says the records are up to date). Returns the manifest."""
+    cache, failed = pending.cache, pending.failed
     kept = []
     for entry, digest, _ in usable:
         if digest in failed:
@@ -382,10 +403,8 @@ def write_bottlenecks(image_dir, backbone, bottleneck_dir, batch_size=64,
         return previous
 
     manifest = _manifest(listing, kept, skipped, backbone, fingerprint)
-    examples = {split: [] for split in schema.SPLITS}
-    for entry, digest in kept:
-        examples[entry.split].append(schema.make_example(
-            cache.vectors[digest], entry.label, listing.classes[entry.label], entry.path, digest))
+    examples = {split: SplitExamples(listing, cache, [(e, d) for e, d in kept if e.split == split])
+                for split in schema.SPLITS}
     write_records(bottleneck_dir, examples, listing.classes, manifest)
     cache.compact({digest for _, digest in kept})
     hashes.save()
@@ -394,3 +413,42 @@ def write_bottlenecks(image_dir, backbone, bottleneck_dir, batch_size=64,
         print('wrote bottleneck records to %s (%s; %d skipped)'
               % (bottleneck_dir, counts, len(skipped)), file=sys.stderr)
     return manifest
+
+
+def say_computing(todo, usable, backbone, where=''):
+    print('computing %d bottlenecks (%d cached) with %s%s'
+          % (len(todo), len(usable) - len(todo), backbone.card.name, where), file=sys.stderr)
+
+
+@_existing_objects_frozen()
+def write_bottlenecks(image_dir, backbone, bottleneck_dir, batch_size=64,
+                      validation_percentage=10, testing_percentage=10, max_pixels=None,
+                      skip_empty_classes=False, progress=True, split_rule='file_name'):
+    """Write bottleneck records for every image below image_dir; returns the manifest.
+
+    split_rule: 'file_name' or 'retrain_py' (records/listing.py)."""
+    listing, hashes = open_listing(image_dir, bottleneck_dir, validation_percentage,
+                                   testing_percentage, skip_empty_classes, split_rule)
+    # Files never seen here will need the backbone: build its graph, and optimise it on a
+    # thread while they are checked and hashed.
+    with _session_optimised_meanwhile(backbone, batch_size, any(
+            entry.path not in hashes.known for entry in listing.entries)) as warming:
+        usable, skipped = _check_and_hash(listing, hashes, max_pixels or DEFAULT_MAX_PIXELS)
+        pending = Pending(listing, usable, bottleneck_dir, backbone)
+        cache, todo = pending.cache, pending.todo
+        if todo:
+            digests = [digest for digest, _, _ in todo]
+            paths = [path for _, path, _ in todo]
+            fallback = [i for i, (_, _, needs_fallback) in enumerate(todo) if needs_fallback]
+            if progress:
+                say_computing(todo, usable, backbone)
+            try:
+                compute_bottlenecks(paths, backbone, batch_size,
+                                    lambda i, vector: cache.add(digests[i], vector), progress,
+                                    fallback, session=warming.result() if warming else None)
+            finally:
+                cache.flush()
+            pending.record_failures(digests)
+
+    return commit_records(listing, usable, skipped, pending, hashes, backbone, bottleneck_dir,
+                          progress)

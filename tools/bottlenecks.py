@@ -13,8 +13,19 @@ examples:
       --bottleneck_dir /tmp/bottlenecks
   tfgraft bottlenecks --image_dir photos --backbone vgg16 --weights vgg16.npz --layer relu6 \\
       --bottleneck_dir /tmp/vgg_codes
+  tfgraft bottlenecks --image_dir photos --graph model.pb --bottleneck_dir /tmp/bottlenecks \\
+      --runner DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing
+
+With --runner the backbone runs in an Apache Beam pipeline (pip install 'tfgraft[beam]');
+every option after the tfgraft flags that tfgraft does not know is a Beam pipeline
+option (--flink_master=..., --project=..., ...). Same records, same cache.
 """
-HELP = 'images -> bottleneck TFRecord files (cached, resumable)'
+HELP = 'images -> bottleneck TFRecord files (cached, resumable; on Apache Beam with --runner)'
+# Options tfgraft does not know are left for Beam (tools/cli.py hands them to run as
+# args.extra_args); without --runner they are an error.
+PASSES_UNKNOWN_ARGS = True
+BEAM_RUNNERS = ('DirectRunner', 'PrismRunner', 'FlinkRunner', 'SparkRunner', 'DataflowRunner',
+                'PortableRunner')
 
 
 def add_backbone_arguments(parser):
@@ -62,8 +73,21 @@ def add_arguments(parser):
     parser.add_argument('--bottleneck_dir', required=True, help='where the records go')
     parser.add_argument('--batch_size', type=int, default=64,
                         help='images per backbone run (default 64)')
+    parser.add_argument('--runner', choices=BEAM_RUNNERS,
+                        help='run the backbone as an Apache Beam pipeline on this runner; '
+                             'further Beam options may follow (default: in this process)')
     add_split_arguments(parser)
     add_backbone_arguments(parser)
+
+
+def _beam_writer():
+    from tfgraft.graphs.errors import GraftError
+    try:
+        import apache_beam  # noqa: F401  (only to say what is missing)
+    except ImportError:
+        raise GraftError("--runner needs Apache Beam: pip install 'tfgraft[beam]'") from None
+    from tfgraft.records.beam_pipeline import write_bottlenecks_on_beam
+    return write_bottlenecks_on_beam
 
 
 def run(args):
@@ -71,11 +95,20 @@ def run(args):
     from tfgraft.records.extract import write_bottlenecks
     if args.batch_size < 1:
         raise GraftError('--batch_size must be at least 1')
+    extra = list(getattr(args, 'extra_args', None) or [])
+    if extra and not args.runner:
+        raise GraftError('unrecognized arguments: %s (Beam pipeline options need --runner)'
+                         % ' '.join(extra))
+    write_on_beam = _beam_writer() if args.runner else None
     backbone = backbone_from_args(args)
-    write_bottlenecks(args.image_dir, backbone, args.bottleneck_dir, batch_size=args.batch_size,
-                      validation_percentage=args.validation_percentage,
-                      testing_percentage=args.testing_percentage, max_pixels=args.max_pixels,
-                      skip_empty_classes=args.skip_empty_classes, split_rule=args.split_rule)
+    common = dict(batch_size=args.batch_size, validation_percentage=args.validation_percentage,
+                  testing_percentage=args.testing_percentage, max_pixels=args.max_pixels,
+                  skip_empty_classes=args.skip_empty_classes, split_rule=args.split_rule)
+    if write_on_beam:
+        write_on_beam(args.image_dir, backbone, args.bottleneck_dir, args.runner, extra,
+                      allow_ops=args.allow_op, **common)
+    else:
+        write_bottlenecks(args.image_dir, backbone, args.bottleneck_dir, **common)
     return 0
 
 

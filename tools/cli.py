@@ -47,7 +47,18 @@ def _add_command(subparsers, name):
         name, help=module.HELP, description=module.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     module.add_arguments(parser)
-    parser.set_defaults(run=module.run)
+    parser.set_defaults(run=module.run,
+                        passes_unknown_args=getattr(module, 'PASSES_UNKNOWN_ARGS', False))
+
+
+def _parse(parser, argv, passes_unknown):
+    """parse_args, except that a command with PASSES_UNKNOWN_ARGS gets the options it does
+    not know as args.extra_args (bottlenecks hands them to Apache Beam)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and not passes_unknown(args):
+        parser.error('unrecognized arguments: %s' % ' '.join(extra))
+    args.extra_args = extra
+    return args
 
 
 def _one_line(error):
@@ -88,7 +99,7 @@ def main(argv=None):
     subparsers.required = True
     for name in COMMANDS:
         _add_command(subparsers, name)
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv, lambda a: getattr(a, 'passes_unknown_args', False))
     return guarded(args.run, args)
 
 
@@ -99,7 +110,7 @@ def run_tool(module_name, argv=None):
         prog=module_name + '.py', description=module.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     module.add_arguments(parser)
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv, lambda a: getattr(module, 'PASSES_UNKNOWN_ARGS', False))
     return guarded(module.run, args)
 
 

@@ -1,0 +1,153 @@
+"""Bottleneck extraction on Apache Beam (multi-process DirectRunner) against the in-process
+path, on real photos and the real MobileNet v1 0.25/128 graph."""
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tfgraft.records import reader
+from tfgraft.records.extract import write_bottlenecks
+
+PER_CLASS = 100     # photos per class and split: 400 of the 3000, to keep CI short
+TWO_PROCESSES = ['--direct_num_workers=2', '--direct_running_mode=multi_processing']
+
+
+def need_beam():
+    try:
+        import apache_beam  # noqa: F401
+    except ImportError:
+        if os.environ.get('CI', '').lower() == 'true':
+            pytest.fail("apache-beam missing: pip install '.[test,beam]'")
+        pytest.skip('apache-beam is not installed')
+
+
+@pytest.fixture(scope='module')
+def photos(tmp_path_factory, cats_and_dogs):
+    """PER_CLASS photos of each class in train/ and validation/, linked from the real set."""
+    root = tmp_path_factory.mktemp('beam_photos')
+    for split in ('train', 'validation'):
+        for name in ('cats', 'dogs'):
+            source = os.path.join(cats_and_dogs, split, name)
+            os.makedirs(root / split / name)
+            for file_name in sorted(os.listdir(source))[:PER_CLASS]:
+                os.symlink(os.path.join(source, file_name), root / split / name / file_name)
+    return str(root)
+
+
+def tfgraft(*argv, env=None):
+    """`tfgraft ...` in a child process: (exit code, stderr)."""
+    done = subprocess.run([sys.executable, '-m', 'tfgraft.tools.cli'] + list(argv),
+                          capture_output=True, text=True, env=dict(os.environ, **(env or {})))
+    return done.returncode, done.stderr
+
+
+@pytest.fixture(scope='module')
+def in_process(tmp_path_factory, photos, mobilenet_backbone):
+    out = str(tmp_path_factory.mktemp('in_process'))
+    write_bottlenecks(photos, mobilenet_backbone, out, batch_size=32, progress=False)
+    return out
+
+
+@pytest.fixture(scope='module')
+def on_beam(tmp_path_factory, photos, mobilenet_pb):
+    """Two worker processes; the first to have done 40 images is killed once, mid-run."""
+    need_beam()
+    out = str(tmp_path_factory.mktemp('on_beam'))
+    marker = str(tmp_path_factory.mktemp('kill') / 'killed')
+    code, stderr = tfgraft('bottlenecks', '--image_dir', photos, '--graph', mobilenet_pb,
+                           '--bottleneck_dir', out, '--batch_size', '16',
+                           '--runner', 'DirectRunner', *TWO_PROCESSES,
+                           env={'TFGRAFT_TEST_KILL_AFTER': '40',
+                                'TFGRAFT_TEST_KILL_MARKER': marker})
+    assert code == 0, stderr
+    return out, marker, stderr
+
+
+def by_sha256(bottleneck_dir, split):
+    data = reader.load_split(bottleneck_dir, split)
+    digests = list(data['image_sha256s'])
+    return digests, dict(zip(digests, data['bottlenecks']))
+
+
+def test_beam_run_matches_the_in_process_run(in_process, on_beam):
+    beam_dir, marker, stderr = on_beam
+    assert os.path.exists(marker), 'the test hook never killed a worker'
+    assert 'on Beam (DirectRunner)' in stderr
+    for split in ('train', 'validation'):
+        expected_list, expected = by_sha256(in_process, split)
+        got_list, got = by_sha256(beam_dir, split)
+        assert len(expected_list) == 2 * PER_CLASS
+        assert len(got_list) == len(set(got_list)) == 2 * PER_CLASS   # no duplicate, none missing
+        assert set(got) == set(expected)
+        difference = max(np.abs(got[d] - expected[d]).max() for d in expected)
+        assert difference <= 1e-5
+    beam_manifest, manifest = reader.read_manifest(beam_dir), reader.read_manifest(in_process)
+    for key in ('classes', 'splits', 'skipped', 'fingerprint', 'split_rule', 'bottleneck_size'):
+        assert beam_manifest[key] == manifest[key], key
+    with open(os.path.join(beam_dir, 'labels.txt')) as handle:
+        assert handle.read() == 'cats\ndogs\n'
+    staged = os.path.join(beam_dir, '.cache')
+    assert not [name for _, _, names in os.walk(staged) for name in names
+                if name.startswith('batch-')], 'staging files left behind'
+
+
+def test_each_path_reuses_the_others_vectors(tmp_path, in_process, on_beam, photos,
+                                             mobilenet_backbone, mobilenet_pb, capsys):
+    beam_copy, local_copy = str(tmp_path / 'beam'), str(tmp_path / 'local')
+    shutil.copytree(on_beam[0], beam_copy)
+    shutil.copytree(in_process, local_copy)
+    write_bottlenecks(photos, mobilenet_backbone, beam_copy, batch_size=32, progress=True)
+    said = capsys.readouterr().err
+    assert 'computing' not in said and 'up to date' in said
+    code, stderr = tfgraft('bottlenecks', '--image_dir', photos, '--graph', mobilenet_pb,
+                           '--bottleneck_dir', local_copy, '--runner', 'DirectRunner',
+                           *TWO_PROCESSES)
+    assert code == 0, stderr
+    assert 'computing' not in stderr and 'up to date' in stderr
+
+
+def test_a_killed_pipelines_staged_vectors_are_gathered(tmp_path, photos, mobilenet_backbone,
+                                                        in_process):
+    """Batches a worker finished before the whole run died are used by the next run."""
+    need_beam()
+    from tfgraft.records import beam_pipeline
+    from tfgraft.records.extract import Pending, _check_and_hash, open_listing
+    out = str(tmp_path / 'out')
+    listing, hashes = open_listing(photos, out, 10, 10, False)
+    usable, _ = _check_and_hash(listing, hashes, 10 ** 8)
+    pending = Pending(listing, usable, out, mobilenet_backbone)
+    _, expected = by_sha256(in_process, 'train')
+    staged = [digest for digest, _, _ in pending.todo if digest in expected][:30]
+    folder = beam_pipeline.staging_dir(pending.cache)
+    beam_pipeline.write_staging_file(folder, staged[:20], np.stack([expected[d] for d in staged[:20]]))
+    beam_pipeline.write_staging_file(folder, staged[10:], np.stack([expected[d] for d in staged[10:]]))
+    with open(os.path.join(folder, 'batch-x-n3.npz.partial'), 'wb') as handle:
+        handle.write(b'half a file')
+    fresh = Pending(listing, usable, out, mobilenet_backbone)
+    assert beam_pipeline.gather_staging_files(fresh.cache) == 30      # 10 copies dropped
+    assert os.listdir(folder) == []
+    again = Pending(listing, usable, out, mobilenet_backbone)     # from the cache's chunk on disk
+    assert len(again.todo) == len(pending.todo) - 30
+    for digest in staged:
+        np.testing.assert_array_equal(again.cache.vectors[digest], expected[digest])
+
+
+def test_runner_flags(photos, mobilenet_pb, tmp_path, monkeypatch, capsys):
+    from tfgraft.tools import cli
+    argv = ['bottlenecks', '--image_dir', photos, '--graph', mobilenet_pb,
+            '--bottleneck_dir', str(tmp_path / 'out')]
+    assert cli.main(argv + ['--direct_num_workers=2']) == 2
+    said = capsys.readouterr().err.strip().split('\n')
+    assert said == ['tfgraft: error: unrecognized arguments: --direct_num_workers=2 '
+                    '(Beam pipeline options need --runner)']
+    monkeypatch.setitem(sys.modules, 'apache_beam', None)     # as if it were not installed
+    assert cli.main(argv + ['--runner', 'DirectRunner']) == 2
+    said = capsys.readouterr().err.strip().split('\n')
+    assert said == ["tfgraft: error: --runner needs Apache Beam: pip install 'tfgraft[beam]'"]
+    assert not os.path.exists(tmp_path / 'out' / 'manifest.json')
+    with pytest.raises(SystemExit):
+        cli.main(['verify', '--bottleneck_dir', str(tmp_path), '--direct_num_workers=2'])
+    assert 'unrecognized arguments: --direct_num_workers=2' in capsys.readouterr().err
