@@ -231,7 +231,7 @@ def _last_error(log_path):
             lines = [line.strip() for line in handle if line.startswith('tfgraft: ')]
     except OSError:
         return ''
-    return lines[-1][len('tfgraft: '):] if lines else ''
+    return lines[-1][len('tfgraft: '):].replace('error: ', '', 1) if lines else ''
 
 
 def _run_attempt(spec, job_dir):
@@ -286,9 +286,8 @@ def compute_on_beam(pending, backbone, batch_size, runner, beam_args, allow_ops,
                 raise GraftError('the Beam pipeline on %s failed: %s (log: %s)'
                                  % (runner, _last_error(log_path) or 'exit code %d' % code,
                                     log_path))
-            warn('a Beam worker died; running the pipeline again over the %d '
-                         'images not done yet (attempt %d of %d)'
-                         % (len(pending.todo), attempt + 1, ATTEMPTS))
+            warn('a Beam worker died; running the pipeline again over the %d images '
+                 'not done yet (attempt %d of %d)' % (len(pending.todo), attempt + 1, ATTEMPTS))
             if not pending.todo:
                 return
     finally:
