@@ -35,6 +35,9 @@ class GraphCard:
     image_bottleneck_tensor: str = ''
     # For .npy-built networks: the builder's name in graphs.factory.
     network: str = ''
+    # For converted Keras models: the backbone's layer names in Keras's own order
+    # (index = Keras layer index), so fine_tune_at can count as Keras does.
+    keras_layers: tuple = ()
 
     def __post_init__(self):
         if self.input_kind not in INPUT_KINDS:
@@ -48,6 +51,7 @@ class GraphCard:
         object.__setattr__(self, 'input_size', tuple(int(v) for v in self.input_size))
         object.__setattr__(self, 'input_range', tuple(float(v) for v in self.input_range))
         object.__setattr__(self, 'channel_mean', tuple(float(v) for v in self.channel_mean))
+        object.__setattr__(self, 'keras_layers', tuple(str(v) for v in self.keras_layers))
 
     @property
     def batch_input_tensor(self):

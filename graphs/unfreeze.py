@@ -371,3 +371,31 @@ class UnfrozenBackbone:
 
     def fold(self, values):
         return fold_to_frozen(self.graph_def, values)
+
+
+def keras_numbered(layers, card):
+    """[(number, layer)]: the number `fine_tune_at` counts for each layer.
+
+    Cards of converted Keras models list the backbone's layers in Keras's own
+    order (`card.keras_layers`); a layer is then numbered by its weights'
+    Keras layer index (the batch norm after a convolution shares its layer).
+    Other graphs number their layers 0, 1, ... as list_layers does.
+    """
+    order = {name: i for i, name in enumerate(getattr(card, 'keras_layers', ()) or ())}
+    if not order or not all(layer.name in order for layer in layers):
+        return [(layer.index, layer) for layer in layers]
+    return [(order[layer.name], layer) for layer in layers]
+
+
+def first_tuned_at(layers, card, fine_tune_at=None, fine_tune_from=None):
+    """first_tuned_layer, with fine_tune_at K counted as keras_numbered counts: the first
+    layer whose number is K or more (Keras: model.layers[K:] trainable)."""
+    if fine_tune_at is not None and fine_tune_from is None and layers:
+        numbered = keras_numbered(layers, card)
+        if any(number != layer.index for number, layer in numbered):
+            for number, layer in numbered:
+                if number >= int(fine_tune_at):
+                    return layer.index
+            raise GraftError('fine_tune_at %s is past the last Keras layer with weights (%d, %s)'
+                             % (fine_tune_at, numbered[-1][0], numbered[-1][1].name))
+    return first_tuned_layer(layers, fine_tune_at, fine_tune_from)

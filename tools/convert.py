@@ -7,7 +7,10 @@ modes:
   npy-to-pb  an AlexNet or VGG16 .npy/.npz weight dict read at one layer -> a frozen
              GraphDef (float input 'input' [N, H, W, 3], output the layer) and its
              sidecar card, for --graph
-  keras      a keras.applications network -> a frozen GraphDef and its sidecar card
+  keras      a keras.applications network (--application), or a user's whole Keras model
+             file (--model: a Keras 2 .h5 from model.save, Teachable Machine exports
+             included, or a Keras 3 .keras) cut at its pretrained backbone -> a frozen
+             GraphDef and its sidecar card
 
 The .h5 file must keep the layer names: a Keras weights file as published, or
 model.save('model.h5'). Keras 3 .weights.h5 files number their layers instead.
@@ -19,8 +22,19 @@ examples:
       --output_graph alexnet_relu7.pb
   tfgraft convert keras --application MobileNetV2 --alpha 0.35 --input_size 128 \\
       --output_graph mobilenet_v2.pb
+  tfgraft convert keras --model keras_model.h5 --output_graph teachable.pb
+  tfgraft convert squeezenet --weights squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5 \\
+      --output_graph squeezenet.pb
+
+--model reads the file's config JSON and rebuilds it from built-in Keras layers only
+(no Lambda, no custom classes: nothing from the file runs), then copies the weights
+in by layer name. The backbone ends at the pooled output before the user's head
+(the first Dense or Flatten), or at --layer NAME (average-pooled if 4-D). The card
+lists the backbone's layers in Keras's order: `tfgraft finetune --fine_tune_at K`
+then means Keras layer K, as in base_model.layers[K:].
 """
-HELP = 'Keras .h5 -> .npz weights; .npy network -> frozen .pb; Keras application -> .pb'
+HELP = ('Keras .h5 -> .npz weights; .npy network -> frozen .pb; Keras application, Keras model '
+        'file or SqueezeNet weights -> .pb')
 
 
 def add_arguments(parser):
@@ -37,12 +51,25 @@ def add_arguments(parser):
                                            'relu6 for vgg16)')
     npy_to_pb.add_argument('--output_graph', required=True, help='the .pb file to write')
 
-    keras = modes.add_parser('keras', help='keras.applications network -> frozen GraphDef + card')
-    keras.add_argument('--application', required=True, help='e.g. MobileNetV2, ResNet50')
+    keras = modes.add_parser('keras', help='Keras application or model file -> frozen GraphDef + card')
+    source = keras.add_mutually_exclusive_group(required=True)
+    source.add_argument('--application', help='e.g. MobileNetV2, ResNet50')
+    source.add_argument('--model', help="a whole Keras model file: .h5 (Keras 2 model.save) or .keras")
+    keras.add_argument('--layer', help='--model: the backbone\'s last layer (default: the pooled '
+                                       'output before the head)')
+    keras.add_argument('--preprocessing', choices=('tf', 'caffe'),
+                       help='--model: tf (RGB to [-1, 1]) or caffe (BGR minus the ImageNet means); '
+                            'default: from the recognised application')
     keras.add_argument('--weights', help='Keras weights file (.h5); random weights without it')
     keras.add_argument('--alpha', type=float, default=1.0, help='width multiplier (MobileNets)')
     keras.add_argument('--input_size', type=int, help='input height = width')
     keras.add_argument('--output_graph', required=True, help='the .pb file to write')
+
+    squeeze = modes.add_parser('squeezenet', help='SqueezeNet v1.1 Keras weights (.h5) -> frozen GraphDef + card')
+    squeeze.add_argument('--weights', required=True,
+                         help='keras-squeezenet weights (.h5, layers conv1, fire2/squeeze1x1 ...)')
+    squeeze.add_argument('--input_size', type=int, default=227, help='input height = width (default 227)')
+    squeeze.add_argument('--output_graph', required=True, help='the .pb file to write')
 
 
 def _keras_layer_arrays(handle):
@@ -119,8 +146,22 @@ def _npy_to_pb(args):
 
 
 def _keras(args):
+    from tfgraft.graphs.errors import GraftError
     from tfgraft.graphs.frozen import card_file_for
     from tfgraft.graphs.keras_convert import convert_keras_application
+    if args.model:
+        from tfgraft.graphs.keras_model import convert_keras_model
+        if args.weights or args.alpha != 1.0:
+            raise GraftError('--weights and --alpha are for --application; --model files hold their own')
+        card, cut = convert_keras_model(args.model, args.output_graph, layer=args.layer,
+                                        input_size=args.input_size, preprocessing=args.preprocessing)
+        print('wrote %s (%s -> %s after layer %s, %d-d, %s %s) and %s'
+              % (args.output_graph, card.input_tensor, card.bottleneck_tensor, cut,
+                 card.bottleneck_size, card.channel_order, list(card.input_range),
+                 card_file_for(args.output_graph)))
+        return
+    if args.layer or args.preprocessing:
+        raise GraftError('--layer and --preprocessing are for --model')
     card = convert_keras_application(args.application, args.output_graph, weights=args.weights,
                                      alpha=args.alpha, input_size=args.input_size)
     print('wrote %s (%s -> %s, %d-d) and %s' % (args.output_graph, card.input_tensor,
@@ -128,8 +169,18 @@ def _keras(args):
                                                card_file_for(args.output_graph)))
 
 
+def _squeezenet(args):
+    from tfgraft.graphs.frozen import card_file_for
+    from tfgraft.graphs.squeezenet import convert_squeezenet
+    card = convert_squeezenet(args.weights, args.output_graph, input_size=args.input_size)
+    print('wrote %s (%s -> %s, %d-d) and %s' % (args.output_graph, card.input_tensor,
+                                               card.bottleneck_tensor, card.bottleneck_size,
+                                               card_file_for(args.output_graph)))
+
+
 def run(args):
-    {'h5-to-npz': _h5_to_npz, 'npy-to-pb': _npy_to_pb, 'keras': _keras}[args.mode](args)
+    {'h5-to-npz': _h5_to_npz, 'npy-to-pb': _npy_to_pb, 'keras': _keras,
+     'squeezenet': _squeezenet}[args.mode](args)
     return 0
 
 
