@@ -14,6 +14,11 @@ configure_tensorflow()     # before TensorFlow is imported: the tests run what `
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: runs the pipeline over a whole real data set '
+                                       '(minutes); deselect with -m "not slow"')
+
+
 def assets_root():
     return os.environ.get('TFGRAFT_ASSETS') or os.path.join(ROOT, '..', 'shared', 'assets')
 

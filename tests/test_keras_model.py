@@ -202,11 +202,12 @@ def _reference_squeezenet(weights_path):
     x = layers.Conv2D(64, 3, strides=2, activation='relu')(images)
     x = layers.MaxPooling2D(3, 2)(x)
     convs = [('conv1', None)]
-    for fire, squeeze, expand in ((2, 16, 64), (3, 16, 64), 'pool', (4, 32, 128), (5, 32, 128),
-                                  'pool', (6, 48, 192), (7, 48, 192), (8, 64, 256), (9, 64, 256)):
-        if fire == 'pool':
+    for spec in ((2, 16, 64), (3, 16, 64), 'pool', (4, 32, 128), (5, 32, 128),
+                 'pool', (6, 48, 192), (7, 48, 192), (8, 64, 256), (9, 64, 256)):
+        if spec == 'pool':
             x = layers.MaxPooling2D(3, 2)(x)
             continue
+        fire, squeeze, expand = spec
         s = layers.Conv2D(squeeze, 1, activation='relu')
         e1 = layers.Conv2D(expand, 1, activation='relu')
         e3 = layers.Conv2D(expand, 3, padding='same', activation='relu')
