@@ -20,6 +20,11 @@ by tf.compat.v1 variables (scope `backbone_trainable/<const name>`) holding
 their values, so nothing changes until training does; every op is the
 graph's own. `fold_to_frozen` writes trained values back into the Consts:
 the result is again one frozen GraphDef for plain TensorFlow.
+
+8-bit graphs (official quantized MobileNets) hold weights as Dequantize of
+quint8 Consts: each such Dequantize is first replaced by the float Const it
+computes (same node name, TensorFlow's own Dequantize values), which then
+trains like any weight; fold_to_frozen writes trained ones back as float Consts.
 """
 import collections
 import dataclasses
@@ -137,6 +142,59 @@ class _GraphIndex:
         return order
 
 
+def _dequantized_values(nodes, wanted):
+    """{name: float array} each Dequantize of Consts in `wanted` computes, run in a graph
+    of its own (the caller may be building another graph)."""
+    ops = {}
+    with tf.Graph().as_default():
+        for node in wanted:
+            inputs = [nodes.get(name) for name in _data_inputs(node)]
+            if len(inputs) != 3 or any(i is None or i.op != 'Const' for i in inputs):
+                continue
+            values = [tf.make_ndarray(i.attr['value'].tensor) for i in inputs]
+            options = {'mode': node.attr['mode'].s.decode() or 'MIN_COMBINED'}
+            if 'axis' in node.attr:
+                options['axis'] = node.attr['axis'].i
+            if 'narrow_range' in node.attr:
+                options['narrow_range'] = node.attr['narrow_range'].b
+            ops[node.name] = tf.raw_ops.Dequantize(
+                input=tf.constant(values[0], tf.as_dtype(inputs[0].attr['dtype'].type)),
+                min_range=values[1], max_range=values[2], **options)
+        if not ops:
+            return {}
+        with tf1.Session() as sess:
+            return sess.run(ops)
+
+
+def dequantized(graph_def, names=None):
+    """A copy of `graph_def` with Dequantize-of-Consts nodes (all, or those in `names`) turned
+    into float Consts of the same name; the graph itself when it has none."""
+    nodes = {node.name: node for node in graph_def.node}
+    wanted = [node for node in graph_def.node if node.op == 'Dequantize'
+              and (names is None or node.name in names)]
+    values = _dequantized_values(nodes, wanted) if wanted else {}
+    if not values:
+        return graph_def
+    result = tf1.GraphDef()
+    result.CopyFrom(graph_def)
+    for node in result.node:
+        if node.name in values:
+            dtype = node.attr['dtype'].type or tf.float32.as_datatype_enum
+            node.op = 'Const'
+            del node.input[:]
+            node.ClearField('attr')
+            node.attr['dtype'].type = dtype
+            node.attr['value'].tensor.CopyFrom(tf.make_tensor_proto(
+                values[node.name].astype(tf.as_dtype(dtype).as_numpy_dtype)))
+    # The quint8 Consts and ranges nothing reads any more go.
+    orphans = {_node_name(i) for name in values for i in nodes[name].input}
+    orphans -= {_node_name(i) for node in result.node for i in node.input}
+    kept = [node for node in result.node if node.name not in orphans]
+    del result.node[:]
+    result.node.extend(kept)
+    return result
+
+
 def _rank(node):
     return len(node.attr['value'].tensor.tensor_shape.dim)
 
@@ -210,7 +268,7 @@ def list_layers(graph_def, card=None):
 
     Without a card: every layer fed by a float Placeholder.
     """
-    index = _GraphIndex(graph_def)
+    index = _GraphIndex(dequantized(graph_def))
     roots, bottleneck = _endpoints(index, card)
     for name in roots + [bottleneck] * (bottleneck is not None):
         if name not in index.nodes:
@@ -288,6 +346,7 @@ def unfreeze(graph_def, card, images, fine_tune_at=None, fine_tune_from=None, na
     if card.input_kind == 'jpeg' and not card.image_tensor:
         raise GraftError('graph %s takes one JPEG at a time and its card names no image tensor '
                          'to feed batches to' % card.name)
+    graph_def = dequantized(graph_def)
     layers = list_layers(graph_def, card)
     tuned = layers[first_tuned_layer(layers, fine_tune_at, fine_tune_from):]
     consts = {c for layer in tuned for c in layer.trainable}
@@ -324,7 +383,7 @@ def trained_values(sess, variables):
 def checkpoint_values(checkpoint_path, graph_def):
     """{const name: value} of the graph's unfrozen Consts saved in a checkpoint."""
     reader = tf.train.load_checkpoint(checkpoint_path)
-    consts = {node.name for node in graph_def.node if node.op == 'Const'}
+    consts = {node.name for node in graph_def.node if node.op in ('Const', 'Dequantize')}
     prefix = TRAINABLE_SCOPE + '/'
     return {key[len(prefix):]: reader.get_tensor(key)
             for key in reader.get_variable_to_shape_map()
@@ -334,7 +393,7 @@ def checkpoint_values(checkpoint_path, graph_def):
 def fold_to_frozen(graph_def, values):
     """A copy of `graph_def` with the Consts named in `values` set to those values."""
     folded = tf1.GraphDef()
-    folded.CopyFrom(graph_def)
+    folded.CopyFrom(dequantized(graph_def, set(values)))
     nodes = {node.name: node for node in folded.node}
     for const_name, value in values.items():
         node = nodes.get(const_name)
