@@ -203,10 +203,12 @@ def frozen_params(params, graph, fine_tune_at, fine_tune_from, learning_rate, op
     """Stage 2's params from stage 1's: same head and classes, the backbone unfrozen from K."""
     from tfgraft.engine import model_dir as model_dirs
     from tfgraft.graphs.factory import describe, load_backbone
-    from tfgraft.graphs.unfreeze import first_tuned_layer, list_layers
+    from tfgraft.graphs.unfreeze import first_tuned_at, list_layers
     backbone = load_backbone(graph=graph)
     model_dirs.check_same_graph(params, describe(backbone), model_dir, graph)
-    first = first_tuned_layer(list_layers(backbone.graph_def, backbone.card), fine_tune_at, fine_tune_from)
+    # fine_tune_at counts as the card does (Keras's layer index for converted Keras models).
+    first = first_tuned_at(list_layers(backbone.graph_def, backbone.card), backbone.card,
+                           fine_tune_at, fine_tune_from)
     tuned = params.get('fine_tune')
     if tuned and tuned['fine_tune_at'] != first:
         raise GraftError('%s is fine-tuned from layer %d, not %d; use another --model_dir'

@@ -36,7 +36,9 @@ def add_arguments(parser):
     parser.add_argument('--graph', help='frozen graph .pb')
     parser.add_argument('--backbone', help='alexnet or vgg16 (with --weights)')
     parser.add_argument('--weights', help='.npy or .npz weight file of --backbone')
-    parser.add_argument('--fine_tune_at', type=int, help='first layer number to train (frozen graphs)')
+    parser.add_argument('--fine_tune_at', type=int,
+                        help='first layer number to train (frozen graphs; for graphs from '
+                             '`tfgraft convert keras --model`, Keras\'s own layer index)')
     parser.add_argument('--fine_tune_from', help='first layer to train, by name prefix (frozen graphs)')
     parser.add_argument('--train_layers', type=_names, default=['fc8'],
                         help='.npy networks: layers to train, like fc7,fc8 (default fc8)')
@@ -85,12 +87,12 @@ def augmentation_of(args):
 def print_layers(args):
     from tfgraft.graphs.errors import GraftError
     from tfgraft.graphs.factory import load_backbone
-    from tfgraft.graphs.unfreeze import list_layers
+    from tfgraft.graphs.unfreeze import keras_numbered, list_layers
     if not args.graph:
         raise GraftError('--list_layers needs --graph (the .npy networks\' layers are conv1 ... fc8)')
     backbone = load_backbone(graph=args.graph)
-    for layer in list_layers(backbone.graph_def, backbone.card):
-        print(layer.describe())
+    for number, layer in keras_numbered(list_layers(backbone.graph_def, backbone.card), backbone.card):
+        print('%3d' % number + layer.describe()[3:])     # Keras's index for converted Keras models
     return 0
 
 
