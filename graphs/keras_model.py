@@ -35,7 +35,6 @@ APPLICATION_SIGNATURES = (
     ('ResNet50', {'conv1_conv', 'conv2_block1_1_conv'}, 'caffe'),
     ('VGG16', {'block1_conv1', 'block5_conv3'}, 'caffe'),
 )
-PREPROCESSING_MODES = ('tf', 'caffe')
 
 
 @dataclasses.dataclass
@@ -205,17 +204,21 @@ def h5_layer_weights(path, leaf_names=()):
     def text(value):
         return value.decode('utf-8') if isinstance(value, bytes) else str(value)
     weights = {}
-    with h5py.File(path, 'r') as handle:
-        group = handle['model_weights'] if 'model_weights' in handle else handle
-        for top in group.attrs.get('layer_names', []):
-            top_group = group[text(top)]
-            for weight_name in top_group.attrs.get('weight_names', []):
-                weight_name = text(weight_name)
-                prefix = weight_name.rsplit('/', 1)[0] if '/' in weight_name else None
-                owner = prefix if prefix in leaf_names else text(top)
-                weights.setdefault(owner, []).append(
-                    (weight_name.rsplit('/', 1)[-1].split(':')[0],
-                     np.asarray(top_group[weight_name][()], np.float32)))
+    try:
+        with h5py.File(path, 'r') as handle:
+            group = handle['model_weights'] if 'model_weights' in handle else handle
+            for top in group.attrs.get('layer_names', []):
+                top_group = group[text(top)]
+                for weight_name in top_group.attrs.get('weight_names', []):
+                    weight_name = text(weight_name)
+                    prefix = weight_name.rsplit('/', 1)[0] if '/' in weight_name else None
+                    owner = prefix if prefix in leaf_names else text(top)
+                    weights.setdefault(owner, []).append(
+                        (weight_name.rsplit('/', 1)[-1].split(':')[0],
+                         np.asarray(top_group[weight_name][()], np.float32)))
+    except (KeyError, ValueError, TypeError) as error:
+        raise GraftError('%s: its weights do not follow the Keras .h5 layout: %s'
+                         % (path, str(error).splitlines()[0])) from None
     return weights
 
 

@@ -82,8 +82,13 @@ def load_squeezenet(weights_path, input_size=INPUT_SIZE):
                 raise GraftError('%s layer %s: expected shape %s, found %s'
                                  % (weights_path, name, list(variable.shape), list(array.shape)))
             variable.assign(np.asarray(array, np.float32))
+    # keras-squeezenet's own layer order (its ReLUs are layers there), as the file lists it.
+    import h5py
+    with h5py.File(weights_path, 'r') as handle:
+        listed = [name.decode() if isinstance(name, bytes) else str(name)
+                  for name in handle.attrs.get('layer_names', [])]
     card = dataclasses.replace(CARD, input_size=(input_size, input_size),
-                               keras_layers=tuple(layer.name for layer in model.layers))
+                               keras_layers=tuple(name.replace('/', '_') for name in listed))
     return model, card
 
 

@@ -242,6 +242,8 @@ def test_squeezenet_gives_the_keras_squeezenet_vectors(tmp_path, photos):  # noq
     assert [layer.name for layer in layers][:4] == [
         'conv1', 'fire2_squeeze1x1', 'fire2_expand1x1', 'fire2_expand3x3']
     assert len(layers) == 25
+    numbered = keras_numbered(layers, card)       # keras-squeezenet's indices (ReLUs count)
+    assert [number for number, _ in numbered][:5] == [1, 4, 6, 7, 11]
 
 
 def test_squeezenet_refuses_other_weights(tmp_path, capsys):
