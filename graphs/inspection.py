@@ -12,7 +12,7 @@ def describe_frozen(backbone, graph_def):
     """A dict describing a FrozenGraphBackbone (graphs/frozen.py); graph_def: the
     whole graph its file holds (the backbone keeps only the part it runs)."""
     from tfgraft.graphs.shapes import static_shape
-    from tfgraft.graphs.unfreeze import list_layers
+    from tfgraft.graphs.unfreeze import keras_numbered, list_layers
     card = backbone.card
     declared = static_shape(graph_def, card.batch_input_tensor)
     measured = backbone.measured
@@ -35,9 +35,10 @@ def describe_frozen(backbone, graph_def):
             'shape': [None] + list(measured.bottleneck_shape) if measured else None,
             'width': card.bottleneck_size,
         },
-        'layers': [{'index': layer.index, 'name': layer.name, 'op': layer.op,
+        # Numbered as --fine_tune_at counts: Keras's own index for converted Keras models.
+        'layers': [{'index': number, 'name': layer.name, 'op': layer.op,
                     'trainable': len(layer.trainable), 'fixed': len(layer.fixed)}
-                   for layer in list_layers(backbone.graph_def, card)],
+                   for number, layer in keras_numbered(list_layers(backbone.graph_def, card), card)],
     }
 
 
