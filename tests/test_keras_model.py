@@ -252,3 +252,13 @@ def test_squeezenet_refuses_other_weights(tmp_path, capsys):
     assert main(['convert', 'squeezenet', '--weights', other, '--output_graph',
                  str(tmp_path / 'x.pb')]) == 2
     assert 'no SqueezeNet layer conv1' in capsys.readouterr().err
+
+
+def test_inspect_and_list_layers_print_keras_numbers(teachable, capsys):
+    card = teachable['card']
+    for command in (['inspect', teachable['pb']], ['finetune', '--graph', teachable['pb'], '--list_layers']):
+        assert main(command) == 0
+        printed = {line.split()[1]: int(line.split()[0]) for line in capsys.readouterr().out.splitlines()
+                   if line.strip() and line.split()[0].isdigit()}
+        assert printed['block_11_expand'] == card.keras_layers.index('block_11_expand') == 99
+        assert printed['Conv1'] == 2 and printed['Conv_1'] == len(card.keras_layers) - 3
