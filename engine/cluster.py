@@ -177,6 +177,9 @@ def train(estimator, input_fn, max_steps, task, server, progress=None):
             ready_for_local_init_op=scaffold.ready_for_local_init_op, graph=graph)
         if task.is_chief:
             os.makedirs(estimator.model_dir, exist_ok=True)
+            latest = tf1.train.latest_checkpoint(estimator.model_dir)
+            if latest:
+                print('tfgraft: chief restores %s' % os.path.basename(latest), flush=True)
             session = manager.prepare_session(
                 server.target, init_op=scaffold.init_op, saver=saver,
                 checkpoint_dir=estimator.model_dir, config=task.session_config())

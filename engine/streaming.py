@@ -18,6 +18,8 @@ tf1 = tf.compat.v1
 DEFAULT_MAX_IN_MEMORY_MB = 1024
 SHUFFLE_BUFFER_MB = 32        # serialized records held by the training shuffle buffer
 EVAL_BATCH = 1024             # records per run when a split is read once
+INTERLEAVE = 16               # shards read in turns by a training stream
+FILES_PER_WORKER = 8          # fewer shards a worker: workers split records, not shards
 
 
 def split_megabytes(manifest, split):
@@ -46,8 +48,12 @@ def stream_training_input_fn(bottleneck_dir, split, batch_size, manifest=None, s
                              num_shards=1, shard_index=0):
     """Endless shuffled batches of `split`, read from its shards (this worker's part of them).
 
-    With as many shards as workers or more, each worker reads whole shards;
-    otherwise every worker reads all of them and keeps every num_shards-th record.
+    Shards are written in listing order (sorted by class), so the draw mixes
+    them: up to INTERLEAVE shards, picked anew each epoch, are read in turns, then
+    a shuffle buffer of SHUFFLE_BUFFER_MB. With FILES_PER_WORKER shards a worker
+    or more, each worker reads every num_shards-th shard; with fewer, every worker
+    reads them all and keeps every num_shards-th record (its part stays a sample
+    of every class).
     """
     manifest = manifest or reader.read_manifest(bottleneck_dir)
     files = reader.split_files(bottleneck_dir, split, manifest)
@@ -57,17 +63,17 @@ def stream_training_input_fn(bottleneck_dir, split, batch_size, manifest=None, s
     size = manifest['bottleneck_size']
     record_bytes = size * 4 + 200
     buffer = int(max(batch_size, min(count, SHUFFLE_BUFFER_MB * (1 << 20) // record_bytes)))
-    by_file = len(files) >= num_shards
+    by_file = len(files) >= FILES_PER_WORKER * num_shards
 
     def input_fn():
         names = tf.data.Dataset.from_tensor_slices(files)
         if by_file and num_shards > 1:
             names = names.shard(num_shards, shard_index)
         names = names.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
-        cycle = min(len(files), 4)
+        cycle = min(len(files), INTERLEAVE)
         records = names.interleave(
-            lambda name: tf.data.TFRecordDataset(name, buffer_size=1 << 20),
-            cycle_length=cycle, block_length=16, num_parallel_calls=min(cycle, usable_cores()),
+            lambda name: tf.data.TFRecordDataset(name, buffer_size=256 << 10),
+            cycle_length=cycle, block_length=1, num_parallel_calls=min(cycle, usable_cores()),
             deterministic=True)
         if not by_file and num_shards > 1:
             records = records.shard(num_shards, shard_index)
