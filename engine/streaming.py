@@ -69,7 +69,7 @@ def stream_training_input_fn(bottleneck_dir, split, batch_size, manifest=None, s
         names = tf.data.Dataset.from_tensor_slices(files)
         if by_file and num_shards > 1:
             names = names.shard(num_shards, shard_index)
-        names = names.shuffle(len(files), seed=seed, reshuffle_each_iteration=True).repeat()
+        names = names.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
         cycle = min(len(files), INTERLEAVE)
         records = names.interleave(
             lambda name: tf.data.TFRecordDataset(name, buffer_size=256 << 10),
@@ -77,7 +77,8 @@ def stream_training_input_fn(bottleneck_dir, split, batch_size, manifest=None, s
             deterministic=True)
         if not by_file and num_shards > 1:
             records = records.shard(num_shards, shard_index)
-        records = records.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        # repeated after the shuffles: every epoch draws each record once, in a new order
+        records = records.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat()
         batches = _parsed_batches(records.batch(batch_size, drop_remainder=True), size)
         iterator = tf1.data.make_one_shot_iterator(without_autotune(batches.prefetch(2)))
         return Inputs(iterator.get_next, None, [])
@@ -108,6 +109,8 @@ def split_input_fn(bottleneck_dir, split, batch_size, manifest, max_in_memory_mb
     """
     if not should_stream(manifest, split, max_in_memory_mb):
         return records_input_fn(bottleneck_dir, split, batch_size, manifest)
+    print('tfgraft: the %s split (%.1f MiB of vectors) is streamed from its shards '
+          '(over --max_in_memory_mb %g)' % (split, split_megabytes(manifest, split), max_in_memory_mb))
     if batch_size is None:
         return stream_pass_input_fn(bottleneck_dir, split, manifest)
     return stream_training_input_fn(bottleneck_dir, split, batch_size, manifest, seed)
