@@ -52,8 +52,8 @@ def stream_training_input_fn(bottleneck_dir, split, batch_size, manifest=None, s
     them: up to INTERLEAVE shards, picked anew each epoch, are read in turns, then
     a shuffle buffer of SHUFFLE_BUFFER_MB. With FILES_PER_WORKER shards a worker
     or more, each worker reads every num_shards-th shard; with fewer, every worker
-    reads them all and keeps every num_shards-th record (its part stays a sample
-    of every class).
+    reads them all and keeps every num_shards-th record of each (its part stays a
+    sample of every class, the same records every epoch).
     """
     manifest = manifest or reader.read_manifest(bottleneck_dir)
     files = reader.split_files(bottleneck_dir, split, manifest)
@@ -71,12 +71,15 @@ def stream_training_input_fn(bottleneck_dir, split, batch_size, manifest=None, s
             names = names.shard(num_shards, shard_index)
         names = names.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
         cycle = min(len(files), INTERLEAVE)
+
+        def read(name):
+            shard = tf.data.TFRecordDataset(name, buffer_size=256 << 10)
+            if not by_file and num_shards > 1:     # every num_shards-th record of each shard
+                shard = shard.shard(num_shards, shard_index)
+            return shard
         records = names.interleave(
-            lambda name: tf.data.TFRecordDataset(name, buffer_size=256 << 10),
-            cycle_length=cycle, block_length=1, num_parallel_calls=min(cycle, usable_cores()),
+            read, cycle_length=cycle, block_length=1, num_parallel_calls=min(cycle, usable_cores()),
             deterministic=True)
-        if not by_file and num_shards > 1:
-            records = records.shard(num_shards, shard_index)
         # repeated after the shuffles: every epoch draws each record once, in a new order
         records = records.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat()
         batches = _parsed_batches(records.batch(batch_size, drop_remainder=True), size)

@@ -61,11 +61,14 @@ def test_the_stream_reads_every_record_and_splits_them_between_workers(synthetic
             inputs = stream_training_input_fn(synthetic, 'train', 50, manifest, seed=1,
                                               num_shards=2, shard_index=index)()
             features, labels = inputs.next_batch()
-            with tf.compat.v1.Session() as session:
-                rows = [session.run(features['bottleneck']) for _ in range(6)]   # 300 of 300
-        seen.append({tuple(row) for batch in rows for row in batch.tolist()})
+            with tf.compat.v1.Session() as session:     # two epochs of this worker's 300
+                batches = [session.run([features['bottleneck'], labels]) for _ in range(12)]
+        first = {tuple(row) for vectors, _ in batches[:6] for row in vectors.tolist()}
+        both = {tuple(row) for vectors, _ in batches for row in vectors.tolist()}
+        assert len(first) == 300 and both == first   # each epoch: every record once, the same part
+        assert np.bincount(np.concatenate([truth for _, truth in batches[:6]])).tolist() == [100] * 3
+        seen.append(first)
     every = {tuple(row) for row in reader.load_split(synthetic, 'train')['bottlenecks'].tolist()}
-    assert len(seen[0]) == len(seen[1]) == 300        # one epoch of each half, no repeats
     assert not seen[0] & seen[1] and seen[0] | seen[1] == every
 
 

@@ -8,6 +8,9 @@ steps; also in TensorBoard's Images tab). Run the same command again to resume: 
 goes on from the latest checkpoint up to --how_many_training_steps in all.
 Validation accuracy is measured on the whole validation split every
 --eval_step_interval steps; the final test accuracy on the whole test split.
+A split larger than --max_in_memory_mb is streamed from its shards, not loaded.
+With TF_CONFIG set (cluster: chief, worker, ps, optionally evaluator; task: type,
+index) each process is one task of a TensorFlow cluster: see README.md.
 
 heads (defaults: optimizer, learning rate, dropout):
   softmax  one FC layer + softmax, as Inception-v3 retrain.py (sgd, 0.01)
