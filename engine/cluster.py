@@ -312,3 +312,29 @@ def train_records(task, bottleneck_dir, model_dir, make_params, config, max_step
         print('Final test accuracy = %.1f%% (N=%d)' % (test['accuracy'] * 100, test['count']))
         done['test'] = test
     return done
+
+
+STAGE_NAME = 'cluster_stage.json'     # the chief's {start_step, max_steps} of a fine-tuning run
+
+
+def write_stage(model_dir, start_step, max_steps):
+    from tfgraft.records.atomic import atomic_write_json
+    atomic_write_json(os.path.join(model_dir, STAGE_NAME),
+                      {'start_step': int(start_step), 'max_steps': int(max_steps)})
+
+
+def wait_for_stage(model_dir, task):
+    """The steps of the chief's current fine-tuning run: a stage file whose last step is
+    beyond the latest checkpoint (an older run's file names a step already reached)."""
+    from tfgraft.records.atomic import read_json
+    deadline = time.time() + WAIT_SECS
+    while True:
+        stage = read_json(os.path.join(model_dir, STAGE_NAME))
+        latest = tf1.train.latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None
+        reached = int(latest.rsplit('-', 1)[1]) if latest else -1
+        if stage and stage['max_steps'] > reached:
+            return stage
+        if time.time() > deadline:
+            raise GraftError('%s %d: the chief started no fine-tuning run in %s in %d s'
+                             % (task.type, task.index, model_dir, WAIT_SECS))
+        time.sleep(0.5)
