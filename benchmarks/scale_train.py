@@ -10,7 +10,7 @@ the 10x one (1250 MiB); the rows with `--max_in_memory_mb 0` stream both.
 Printed: a table of peak RSS per command and size, and the ratio 10x / 1x
 (target: at most 1.5).
 
-    python benchmarks/scale_train.py [--sizes 20000,200000] [--folder /tmp/scale_train]
+    python benchmarks/scale_train.py [--sizes 20000,200000] [--limits default,0] [--folder DIR]
 """
 import argparse
 import json
@@ -100,20 +100,24 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--sizes', default='20000,200000', help='records in all, 1x and 10x')
     parser.add_argument('--folder', default='/tmp/tfgraft_scale_train')
+    parser.add_argument('--limits', default='default,0',
+                        help='--max_in_memory_mb values to run train and evaluate with, in this '
+                             'order (default: the default, then 0: always streamed)')
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(',')]
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
     rows = {}
-    for size in sizes:
-        records = write_records(os.path.join(args.folder, 'records_%d' % size), size)
-        for limit in (None, 0):
+    limits = [None if text == 'default' else float(text) for text in args.limits.split(',')]
+    for limit in limits:
+        for size in sizes:
+            records = write_records(os.path.join(args.folder, 'records_%d' % size), size)
             model_dir = os.path.join(args.folder, 'model_%d_%s' % (size, limit))
             if os.path.isdir(model_dir):
                 subprocess.run(['rm', '-rf', model_dir], check=True)
             for name, argv in commands(records, model_dir, limit):
                 if name == 'verify' and limit is not None:
                     continue          # verify has no limit: it always streams
-                label = name if limit is None else '%s --max_in_memory_mb 0' % name
+                label = name if limit is None else '%s --max_in_memory_mb %g' % (name, limit)
                 rows[label, size] = peak_rss_mb(argv)
                 print('%-32s %8d records: peak RSS %7.1f MiB (%.0f s)'
                       % (label, size, rows[label, size][0], rows[label, size][1]), flush=True)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -49,13 +50,13 @@ class Cluster:
         self.cluster, self.folder, self.flags = cluster, folder, flags
         self.processes = {}
 
-    def start(self, kind, index=0):
+    def start(self, kind, index=0, command='train'):
         env = dict(os.environ, TF_CONFIG=json.dumps(
             {'cluster': self.cluster, 'task': {'type': kind, 'index': index}}))
         name = '%s%d' % (kind, index)
         log = open(os.path.join(self.folder, name + '.log'), 'a')
         self.processes[name] = subprocess.Popen(
-            [sys.executable, '-m', 'tfgraft.tools.cli', 'train'] + self.flags,
+            [sys.executable, '-m', 'tfgraft.tools.cli', command] + self.flags,
             env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         return self.processes[name]
@@ -181,3 +182,46 @@ def test_a_killed_chief_restarted_resumes_from_its_last_checkpoint(cats_dogs_rec
     assert 'chief restores model.ckpt-%d\n' % last in log
     assert 'chief 0 starts at global step %d of %d' % (last, STEPS) in log
     assert checkpoint_steps(model_dir)[-1] >= STEPS
+
+
+def test_finetune_on_a_cluster_trains_the_backbone_with_the_workers(mobilenet_pb, mobilenet_backbone,
+                                                                   cats_and_dogs, tmp_path):
+    """A small image folder (links to 24 + 10 real photos a class); stage 1 in one process,
+    then stage 2 on ps + chief + worker + evaluator."""
+    from tfgraft.records.extract import write_bottlenecks
+    images = tmp_path / 'images'
+    for split, count in (('train', 24), ('validation', 10)):
+        for kind in ('cats', 'dogs'):
+            folder = images / split / kind
+            folder.mkdir(parents=True)
+            source = os.path.join(cats_and_dogs, split, kind)
+            for name in sorted(os.listdir(source))[:count]:
+                os.symlink(os.path.join(source, name), str(folder / name))
+    records, model_dir = str(tmp_path / 'records'), str(tmp_path / 'model')
+    write_bottlenecks(str(images), mobilenet_backbone, records, batch_size=64, progress=False)
+    assert main(['train', '--bottleneck_dir', records, '--model_dir', model_dir,
+                 '--how_many_training_steps', '50']) == 0
+    tasks = Cluster(make_cluster(chief=1, worker=1, ps=1, evaluator=1), str(tmp_path),
+                    ['--image_dir', str(images), '--model_dir', model_dir, '--graph', mobilenet_pb,
+                     '--fine_tune_at', '12', '--epochs', '2', '--batch_size', '8'])
+    try:
+        for kind in ('ps', 'chief', 'worker', 'evaluator'):
+            tasks.start(kind, command='finetune')
+        tasks.wait('chief0')
+        tasks.wait('ps0', timeout=120)
+        tasks.wait('worker0', timeout=300)
+        tasks.wait('evaluator0', timeout=300)
+    finally:
+        tasks.stop()
+    stages = json.load(open(os.path.join(model_dir, 'params.json')))['fine_tune']['stages']
+    start = stages[0]['start_step']
+    last = start + 2 * (48 // 8)     # 2 epochs of 6 steps; asynchronous workers may each
+    assert start == 50 and last <= checkpoint_steps(model_dir)[-1] <= last + 1    # pass it once
+    assert 'worker 0 starts at global step %d of %d' % (start, last) in tasks.log('worker0')
+    evaluated = re.findall(r'evaluator: step (\d+) validation accuracy', tasks.log('evaluator0'))
+    assert evaluated and int(evaluated[-1]) >= last
+    before = tf.train.load_checkpoint(os.path.join(model_dir, 'model.ckpt-%d' % start))
+    after = tf.train.load_checkpoint(tf.train.latest_checkpoint(model_dir))
+    tuned = [name for name in after.get_variable_to_shape_map()
+             if name.startswith('backbone_trainable/') and 'RMSProp' not in name]
+    assert tuned and any(not np.array_equal(before.get_tensor(n), after.get_tensor(n)) for n in tuned)
