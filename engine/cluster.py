@@ -174,7 +174,8 @@ def train(estimator, input_fn, max_steps, task, server, progress=None):
             scaffold.finalize()
         manager = tf1.train.SessionManager(
             local_init_op=scaffold.local_init_op, ready_op=scaffold.ready_op,
-            ready_for_local_init_op=scaffold.ready_for_local_init_op, graph=graph)
+            ready_for_local_init_op=scaffold.ready_for_local_init_op, graph=graph,
+            recovery_wait_secs=1)      # a worker polls each second until the chief has initialised
         if task.is_chief:
             os.makedirs(estimator.model_dir, exist_ok=True)
             latest = tf1.train.latest_checkpoint(estimator.model_dir)
