@@ -52,6 +52,20 @@ def _scalar(tag, value):
     return tf1.Summary(value=[tf1.Summary.Value(tag=tag, simple_value=float(value))])
 
 
+def mean_metrics(session, metrics, count, batches):
+    """The metrics over `batches` runs (one: the whole data in one batch, as held in the
+    graph), each run's values weighted by its batch's size (the tensor `count`)."""
+    if not batches or batches == 1:
+        return session.run(metrics)
+    totals, seen = collections.Counter(), 0
+    for _ in range(batches):
+        measured, count_now = session.run([metrics, count])
+        for name, value in measured.items():
+            totals[name] += float(value) * count_now
+        seen += count_now
+    return {name: total / seen for name, total in totals.items()}
+
+
 class Estimator:
     def __init__(self, model_fn, model_dir, params, config=None):
         self.model_fn = model_fn
@@ -131,7 +145,10 @@ class Estimator:
             validation = None
             if validation_input_fn is not None:
                 validation_inputs = validation_input_fn()
-                validation, _ = self._call_model_fn(validation_inputs, ModeKeys.EVAL)
+                validation, validation_labels = self._call_model_fn(validation_inputs, ModeKeys.EVAL)
+                validation_count = None
+                if (validation_inputs.batches or 1) > 1:     # streamed: a pass of many batches
+                    validation_count = tf.shape(validation_labels)[0]
                 hooks += validation_inputs.hooks
             saver = tf1.train.Saver(max_to_keep=config.keep_checkpoint_max)
             scaffold = tf1.train.Scaffold(saver=saver)
@@ -153,8 +170,9 @@ class Estimator:
                             train_writer.add_summary(_scalar(name, value), step)
                         if validation and (step >= max_steps or before is None
                                            or step // eval_every > before // eval_every):
-                            measured = session.run_step_fn(
-                                lambda step_context: step_context.session.run(validation.eval_metrics))
+                            measured = session.run_step_fn(lambda step_context: mean_metrics(
+                                step_context.session, validation.eval_metrics, validation_count,
+                                validation_inputs.batches))
                             for name, value in measured.items():
                                 validation_writer.add_summary(_scalar(name, value), step)
                                 reported['validation_' + name] = float(value)

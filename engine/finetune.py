@@ -38,11 +38,13 @@ NPY_HEAD_LAYER = 'fc8'
 NPY_KEEP_PROB = 0.5          # dropout in fc6/fc7 while training, as kratzert's finetune.py
 
 
-def image_input_fn(paths, labels, card, batch_size, training, augmentation=None, seed=0):
+def image_input_fn(paths, labels, card, batch_size, training, augmentation=None, seed=0,
+                   num_shards=1, shard_index=0):
     """Images decoded, preprocessed (and augmented) in tf.data; features {'image': [N, h, w, 3]}.
 
     training: shuffled endless batches. Otherwise every image in one batch, repeated
-    (the Estimator's validation runs one batch), and `batches` = 1.
+    (the Estimator's validation runs one batch), and `batches` = 1. On a cluster a
+    worker reads every num_shards-th image (Dataset.shard).
     """
     paths, labels = list(paths), np.asarray(labels, np.int64)
 
@@ -57,6 +59,8 @@ def image_input_fn(paths, labels, card, batch_size, training, augmentation=None,
 
     def input_fn():
         dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
+        if num_shards > 1:
+            dataset = dataset.shard(num_shards, shard_index)
         if training:
             dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()
             if augmentation:     # draw k of the run gets the stateless seed (seed, k)
@@ -253,10 +257,17 @@ def finetune(image_dir, model_dir, graph=None, backbone=None, weights=None, fine
     before/after: validation metrics on the images at the start and end of this stage.
     stage_one(bottleneck_dir, model_dir, seed) trains the head when a frozen-graph model_dir is empty.
     """
-    from tfgraft.engine import curves, model_dir as model_dirs
+    from tfgraft.engine import cluster, curves, model_dir as model_dirs
     from tfgraft.engine.estimator import Estimator, RunConfig
+    task = cluster.task_from_env()
+    if task is not None and not task.is_chief:      # a ps, worker or evaluator (engine/cluster.py)
+        return _finetune_task(task, image_dir, model_dir, batch_size, validation_percentage, seed,
+                              augmentation)
     has_params = os.path.isfile(os.path.join(model_dir, model_dirs.PARAMS_NAME))
     classes, splits = _image_splits(image_dir, validation_percentage)
+    if task is not None and graph and not has_params:
+        raise GraftError('on a cluster, finetune continues a trained head: run `tfgraft train` '
+                         'into %s first' % model_dir)
     if graph:
         if not has_params:
             if not bottleneck_dir or stage_one is None:
@@ -281,7 +292,10 @@ def finetune(image_dir, model_dir, graph=None, backbone=None, weights=None, fine
     train_paths, train_labels = splits['train']
     steps_per_epoch = max(1, len(train_paths) // batch_size)
     batch_size = min(batch_size, len(train_paths))
-    train_fn = image_input_fn(train_paths, train_labels, card, batch_size, True, augmentation, seed)
+    shards = (task.num_workers, task.worker_index) if task else (1, 0)
+    train_fn = image_input_fn(train_paths, train_labels, card,
+                              min(batch_size, -(-len(train_paths) // shards[0])), True,
+                              augmentation, seed, *shards)
     validation_fn = None
     if splits.get('validation'):
         validation_fn = image_input_fn(*splits['validation'], card, None, False)
@@ -313,10 +327,48 @@ def finetune(image_dir, model_dir, graph=None, backbone=None, weights=None, fine
         if bar:
             shown = [('loss', 'loss'), ('accuracy', 'acc'), ('validation_accuracy', 'val_acc')]
             bar.update(now - step, [(label, values[name]) for name, label in shown if name in values])
-    estimator.train(train_fn, max_steps, validation_fn, steps_per_epoch, report)
+    if task is None:
+        estimator.train(train_fn, max_steps, validation_fn, steps_per_epoch, report)
+    else:       # the chief of a cluster: the workers train their parts of the images with it
+        cluster.write_stage(model_dir, step, max_steps)
+        server = cluster.start_server(task)
+        cluster.train(estimator, train_fn, max_steps, task, server, report)
+        cluster.signal_done(task, server)
     after = estimator.evaluate(validation_fn) if validation_fn else None
     if before and after:
         print('validation accuracy: %.1f%% before, %.1f%% after (N=%d)'
               % (before['accuracy'] * 100, after['accuracy'] * 100, after['count']))
     png = curves.save_curves(model_dir, curves.read_history(model_dir))
     return {'start_step': step, 'before': before, 'after': after, 'curves': png, 'params': params}
+
+
+def _finetune_task(task, image_dir, model_dir, batch_size, validation_percentage, seed,
+                   augmentation):
+    """A non-chief task of a fine-tuning cluster: the ps serves until the chief is done; a
+    worker trains its part of the images in the chief's run; an evaluator evaluates each
+    new checkpoint on the validation images."""
+    from tfgraft.engine import cluster, model_dir as model_dirs
+    from tfgraft.engine.estimator import Estimator, RunConfig
+    if task.type == 'ps':
+        cluster.run_ps(task)
+        return {'task': task}
+    classes, splits = _image_splits(image_dir, validation_percentage)
+    stage = cluster.wait_for_stage(model_dir, task)
+    params = model_dirs.read_params(model_dir)
+    if list(params['classes']) != list(classes):
+        raise GraftError('%s was trained on classes %s; %s holds %s'
+                         % (model_dir, ','.join(params['classes']), image_dir, ','.join(classes)))
+    card = load_described(params['graph']).card
+    estimator = Estimator(model_fn, model_dir, params, RunConfig(tf_random_seed=seed))
+    if task.type == 'evaluator':
+        if not splits.get('validation'):
+            raise GraftError('the evaluator needs validation images; %s has none' % image_dir)
+        result = cluster.run_evaluator(
+            estimator, image_input_fn(*splits['validation'], card, None, False), stage['max_steps'])
+        return {'task': task, 'after': result}
+    paths, labels = splits['train']
+    own = -(-len(paths) // task.num_workers)
+    train_fn = image_input_fn(paths, labels, card, min(batch_size, own), True, augmentation,
+                              seed + task.worker_index, task.num_workers, task.worker_index)
+    server = cluster.start_server(task)
+    return {'task': task, 'train': cluster.train(estimator, train_fn, stage['max_steps'], task, server)}

@@ -110,13 +110,14 @@ def _labels_file_problems(bottleneck_dir, classes):
 def _split_problems(bottleneck_dir, split, info, manifest):
     classes = manifest['classes']
     problems, counts, owners, readable, total = [], collections.Counter(), {}, True, 0
+    names = []      # the split's shards so far; owners point into it
     for name in info['shards']:
         path = os.path.join(bottleneck_dir, name)
         if not os.path.isfile(path):
             problems.append('%s: shard listed in the manifest is missing' % name)
             readable = False
             continue
-        shard = _ShardCheck(name, manifest['bottleneck_size'], classes, owners)
+        shard = _ShardCheck(name, manifest['bottleneck_size'], classes, owners, names)
         readable &= shard.read(path)
         counts.update(shard.counts)
         total += shard.records
@@ -144,9 +145,12 @@ class _ShardCheck:
     that fails is parsed again record by record, to say which record is wrong.
     """
 
-    def __init__(self, name, bottleneck_size, classes, owners):
+    def __init__(self, name, bottleneck_size, classes, owners, names):
         self.name, self.size, self.classes = name, bottleneck_size, classes
-        self.owners = owners    # image_sha256 -> (shard, record) for the whole split
+        # raw image_sha256 -> shard number << 32 | record, for the whole split: a few
+        # dozen bytes a record, the only memory of a check that grows with the split
+        self.owners, self.names, self.number = owners, names, len(names)
+        names.append(name)
         self.counts = collections.Counter()   # records per label
         self.records = 0
         self.found = {}         # kind -> [first message, count]
@@ -219,8 +223,10 @@ class _ShardCheck:
         digest = digest.decode('ascii', 'replace')
         if not SHA256_HEX.match(digest):
             return self.note('sha256', index, 'image_sha256 %r is not a sha256 hex digest' % digest)
-        if digest in self.owners:
+        key = bytes.fromhex(digest)
+        if key in self.owners:
+            owner = self.owners[key]
             self.note('duplicate', index, 'image %s... is also %s record %d in this split'
-                      % ((digest[:12],) + self.owners[digest]))
+                      % (digest[:12], self.names[owner >> 32], owner & 0xffffffff))
         else:
-            self.owners[digest] = (self.name, index)
+            self.owners[key] = self.number << 32 | index

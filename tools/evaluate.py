@@ -28,9 +28,14 @@ def add_arguments(parser):
                              '(checkpoint), metadata.tsv (label, predicted, path), sprite.png')
     parser.add_argument('--projector_dir', help='where the projector files go (default: '
                         '<model_dir>/projector_<split>; `tensorboard --logdir <model_dir>` shows them)')
+    parser.add_argument('--max_in_memory_mb', type=float, default=1024,
+                        help='a split whose vectors take more than this many MiB is read in one '
+                             'streamed pass instead of loaded, unless --projector wants them all '
+                             '(default 1024)')
 
 
-def evaluate_model(model_dir, bottleneck_dir, split, output_dir=None, projector_dir=None):
+def evaluate_model(model_dir, bottleneck_dir, split, output_dir=None, projector_dir=None,
+                   max_in_memory_mb=1024):
     """The report dict; also written as JSON and PNG (and projector files in projector_dir)."""
     import os
     import numpy as np
@@ -40,6 +45,7 @@ def evaluate_model(model_dir, bottleneck_dir, split, output_dir=None, projector_
     from tfgraft.engine.heads import model_fn
     from tfgraft.engine.inputs import arrays_input_fn
     from tfgraft.engine.metrics import evaluation_report
+    from tfgraft.engine.streaming import should_stream, stream_evaluation_report
     from tfgraft.graphs.errors import GraftError
     from tfgraft.records import reader
     from tfgraft.records.atomic import atomic_write_json
@@ -48,14 +54,19 @@ def evaluate_model(model_dir, bottleneck_dir, split, output_dir=None, projector_
     model_dirs.check_records_match(params, manifest, model_dir, bottleneck_dir)
     estimator = Estimator(model_fn, model_dir, params)
     checkpoint = estimator.latest_checkpoint()
-    data = reader.load_split(bottleneck_dir, split, manifest)
-    if not len(data['labels']):
+    reader.split_files(bottleneck_dir, split, manifest)     # the split and its shards exist
+    if not manifest['splits'][split]['count']:
         raise GraftError('%s: the %s split holds no records; choose another --split'
                          % (bottleneck_dir, split))
-    predictions = estimator.predict(arrays_input_fn(data['bottlenecks'], data['labels']), checkpoint)
-    probabilities = np.stack([row['probabilities'] for row in predictions])
-    report = evaluation_report(data['labels'], probabilities, params['classes'],
-                               data['image_paths'], split)
+    if should_stream(manifest, split, max_in_memory_mb) and not projector_dir:
+        report = stream_evaluation_report(estimator, bottleneck_dir, split, manifest, checkpoint)
+    else:
+        data = reader.load_split(bottleneck_dir, split, manifest)
+        predictions = estimator.predict(arrays_input_fn(data['bottlenecks'], data['labels']),
+                                        checkpoint)
+        probabilities = np.stack([row['probabilities'] for row in predictions])
+        report = evaluation_report(data['labels'], probabilities, params['classes'],
+                                   data['image_paths'], split)
     report['checkpoint'] = os.path.basename(checkpoint)
     output_dir = output_dir or os.path.join(model_dir, 'eval_' + split)
     os.makedirs(output_dir, exist_ok=True)
@@ -96,7 +107,7 @@ def run(args):
     projector_dir = args.projector_dir or (
         os.path.join(args.model_dir, 'projector_' + args.split) if args.projector else None)
     report = evaluate_model(args.model_dir, args.bottleneck_dir, args.split, args.output_dir,
-                            projector_dir)
+                            projector_dir, args.max_in_memory_mb)
     print_report(report, args.print_misclassified_test_images)
     return 0
 

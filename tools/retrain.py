@@ -58,6 +58,11 @@ def run(args):
     from tfgraft.tools import evaluate, export
     from tfgraft.tools.bottlenecks import backbone_from_args
     from tfgraft.tools.retrain_flags import check_retrain_py_flags, set_logging_verbosity
+    from tfgraft.engine.cluster import task_from_env
+    from tfgraft.graphs.errors import GraftError
+    if task_from_env() is not None:
+        raise GraftError('retrain runs in one process; on a TF_CONFIG cluster run `tfgraft '
+                         'bottlenecks` once, then `tfgraft train` in every task')
     check_retrain_py_flags(args)
     set_logging_verbosity(args.logging_verbosity)
     backbone = backbone_from_args(args)

@@ -8,6 +8,9 @@ steps; also in TensorBoard's Images tab). Run the same command again to resume: 
 goes on from the latest checkpoint up to --how_many_training_steps in all.
 Validation accuracy is measured on the whole validation split every
 --eval_step_interval steps; the final test accuracy on the whole test split.
+A split larger than --max_in_memory_mb is streamed from its shards, not loaded.
+With TF_CONFIG set (cluster: chief, worker, ps, optionally evaluator; task: type,
+index) each process is one task of a TensorFlow cluster: see README.md.
 
 heads (defaults: optimizer, learning rate, dropout):
   softmax  one FC layer + softmax, as Inception-v3 retrain.py (sgd, 0.01)
@@ -57,6 +60,10 @@ def add_training_arguments(parser):
                        help='checkpoints kept (default 5)')
     group.add_argument('--summaries_dir',
                        help='TensorBoard events go to its train/ and validation/ (default: model_dir)')
+    group.add_argument('--max_in_memory_mb', type=float, default=1024,
+                       help='a split whose vectors take more than this many MiB is streamed from '
+                            'its shards (tf.data, shuffle buffer) instead of held in memory '
+                            '(default 1024)')
     group.add_argument('--seed', type=int, default=0,
                        help='seed of initial weights, batch draws and dropout: the same seed on '
                             'the same records trains the same model (default 0)')
@@ -77,6 +84,8 @@ def _check_numbers(args):
             raise GraftError('--%s must be at least 1' % flag)
     if args.learning_rate is not None and not args.learning_rate > 0:
         raise GraftError('--learning_rate must be positive')
+    if getattr(args, 'max_in_memory_mb', 0) < 0:
+        raise GraftError('--max_in_memory_mb must not be negative')
     if args.dropout is not None and not 0 <= args.dropout < 1:
         raise GraftError('--dropout must be in [0, 1)')
 
@@ -118,22 +127,31 @@ def train_model(args, bottleneck_dir, model_dir, progress=True):
     from tfgraft.engine import model_dir as model_dirs
     from tfgraft.engine.estimator import Estimator, RunConfig
     from tfgraft.engine.heads import model_fn
-    from tfgraft.engine.inputs import records_input_fn
+    from tfgraft.engine import cluster
+    from tfgraft.engine.streaming import split_input_fn
     from tfgraft.records.verify import check_records_or_raise
     _check_numbers(args)
+    config = RunConfig(save_checkpoints_steps=args.save_checkpoints_steps,
+                       keep_checkpoint_max=args.keep_checkpoint_max,
+                       summaries_dir=args.summaries_dir or '', tf_random_seed=args.seed)
+    task = cluster.task_from_env()
+    if task is not None:     # one task of a TF_CONFIG cluster (engine/cluster.py)
+        return cluster.train_records(
+            task, bottleneck_dir, model_dir, lambda manifest: training_params(args, manifest, model_dir),
+            config, args.how_many_training_steps, args.eval_step_interval, args.max_in_memory_mb,
+            progress_bar(args.how_many_training_steps) if progress else None)
     manifest = check_records_or_raise(bottleneck_dir)
     params = training_params(args, manifest, model_dir)
     model_dirs.write_params(model_dir, params)
     counts = {split: info['count'] for split, info in manifest['splits'].items()}
-    train_fn = records_input_fn(bottleneck_dir, 'train', params['train_batch_size'], manifest)
+    train_fn = split_input_fn(bottleneck_dir, 'train', params['train_batch_size'], manifest,
+                              args.max_in_memory_mb, args.seed)
     validation_fn = None
     if counts.get('validation'):
-        validation_fn = records_input_fn(bottleneck_dir, 'validation', None, manifest)
+        validation_fn = split_input_fn(bottleneck_dir, 'validation', None, manifest,
+                                       args.max_in_memory_mb)
     else:
         print('tfgraft: warning: no validation records; validation accuracy is not measured')
-    config = RunConfig(save_checkpoints_steps=args.save_checkpoints_steps,
-                       keep_checkpoint_max=args.keep_checkpoint_max,
-                       summaries_dir=args.summaries_dir or '', tf_random_seed=args.seed)
     estimator = Estimator(model_fn, model_dir, params, config)
     print('training the %s head on %d records of %d classes (%s) in %s'
           % (params['head'], counts.get('train', 0), len(params['classes']),
@@ -145,7 +163,8 @@ def train_model(args, bottleneck_dir, model_dir, progress=True):
         print('%s is already trained to step %d' % (model_dir, result['global_step']))
     test = None
     if counts.get('test'):
-        test = estimator.evaluate(records_input_fn(bottleneck_dir, 'test', None, manifest))
+        test = estimator.evaluate(split_input_fn(bottleneck_dir, 'test', None, manifest,
+                                                 args.max_in_memory_mb))
         print('Final test accuracy = %.1f%% (N=%d)' % (test['accuracy'] * 100, test['count']))
     return {'train': result, 'test': test, 'params': params}
 
