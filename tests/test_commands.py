@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from test_engine import write_synthetic_records
+from conftest import fake_graph, write_synthetic_records
 from tfgraft.tools.cli import main
 
 ENGINE_COMMANDS = ('train', 'evaluate', 'predict', 'export', 'retrain')
@@ -114,7 +114,6 @@ def test_a_model_dir_of_other_classes_or_graph_is_refused(trained, tmp_path, cap
     for command in ('train', 'evaluate'):
         code, _, err = tfgraft(capsys, command, '--bottleneck_dir', other, '--model_dir', model_dir)
         one_line_error(code, err, 'classes', model_dir)
-    from test_engine import fake_graph
     regraphed = str(tmp_path / 'regraphed')
     write_synthetic_records(regraphed, graph=fake_graph('c' * 64, 'another_net'))
     code, _, err = tfgraft(capsys, 'evaluate', '--bottleneck_dir', regraphed, '--model_dir', model_dir)
