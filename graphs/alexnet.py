@@ -7,8 +7,9 @@ conv5, fc6, fc7, fc8 to [weights, biases]; the grouped layers (conv2, conv4,
 conv5) hold half the input depth: conv2 [5, 5, 48, 256]. conv layers end in
 their ReLU; fc6/fc7 are linear, relu6/relu7 their ReLUs.
 """
-from tfgraft.graphs.npy_weights import (
-    Conv, Dropout, FullyConnected, LocalResponseNorm, MaxPool, ReLU, build_network, fc8_width)
+from tfgraft.graphs.layers import (
+    Conv, Dropout, FullyConnected, LocalResponseNorm, MaxPool, ReLU, build_network)
+from tfgraft.graphs.npy_weights import fc8_width
 
 INPUT_SIZE = 227
 

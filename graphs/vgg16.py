@@ -8,8 +8,8 @@ conv1_1 ... conv5_3, fc6, fc7, fc8 to [weights, biases]; fc6 weights are
 [25088, 4096] (pool5 7x7x512 flattened). conv layers end in their ReLU;
 fc6/fc7 are linear and relu6 (the tutorial's 4096-d codes), relu7 their ReLUs.
 """
-from tfgraft.graphs.npy_weights import (
-    Conv, Dropout, FullyConnected, MaxPool, ReLU, build_network, fc8_width)
+from tfgraft.graphs.layers import Conv, Dropout, FullyConnected, MaxPool, ReLU, build_network
+from tfgraft.graphs.npy_weights import fc8_width
 
 INPUT_SIZE = 224
 

@@ -20,6 +20,8 @@ examples:
   tfgraft convert keras --application MobileNetV2 --alpha 0.35 --input_size 128 \\
       --output_graph mobilenet_v2.pb
 """
+from tfgraft.tools import flags
+
 HELP = 'Keras .h5 -> .npz weights; .npy network -> frozen .pb; Keras application -> .pb'
 
 
@@ -31,7 +33,7 @@ def add_arguments(parser):
     h5_to_npz.add_argument('--output_weights', required=True, help='the .npz file to write')
 
     npy_to_pb = modes.add_parser('npy-to-pb', help='.npy/.npz network -> frozen GraphDef + card')
-    npy_to_pb.add_argument('--backbone', required=True, choices=('alexnet', 'vgg16'))
+    npy_to_pb.add_argument('--backbone', required=True, choices=flags.NPY_NETWORKS)
     npy_to_pb.add_argument('--weights', required=True, help='.npy or .npz weight file')
     npy_to_pb.add_argument('--layer', help='output layer (default: relu7 for alexnet, '
                                            'relu6 for vgg16)')
@@ -70,8 +72,9 @@ def vgg16_weights_from_h5(path):
     import h5py
     from tfgraft.graphs import vgg16
     from tfgraft.graphs.errors import GraftError
+    from tfgraft.graphs.layers import layer_shapes, layers_up_to
     from tfgraft.graphs.npy_backbone import width_divisor_of
-    from tfgraft.graphs.npy_weights import check_weights, layer_shapes, layers_up_to
+    from tfgraft.graphs.npy_weights import check_weights
     try:
         handle = h5py.File(path, 'r')
     except OSError as error:
