@@ -12,7 +12,7 @@ import math
 import tensorflow as tf
 
 from tfgraft.graphs.errors import GraftError
-from tfgraft.graphs.npy_weights import PARTS, check_weights
+from tfgraft.graphs.npy_weights import PARTS, check_weights, fc8_width
 
 tf1 = tf.compat.v1
 
@@ -211,3 +211,22 @@ def build_network(network, table, images, weights, keep_prob=1.0, train_layers=(
                     outputs = layer.apply(outputs)
             end_points[layer.name] = outputs
     return outputs, end_points
+
+
+def network_builder(network, layer_table):
+    """The graph builder of a network written as a layer table (graphs/alexnet.py, vgg16.py):
+
+        builder(images, weights, num_classes=None, keep_prob=1.0, train_layers=(),
+                skip_layers=(), last_layer=None, width_divisor=1, scope=network)
+            -> (last layer's output, end_points by layer name)
+
+    num_classes: fc8's width; by default as in `weights` (1000 for ImageNet). Give it
+    when fc8 is in skip_layers to learn new classes.
+    """
+    def builder(images, weights, num_classes=None, keep_prob=1.0, train_layers=(),
+                skip_layers=(), last_layer=None, width_divisor=1, scope=network):
+        table = layer_table(fc8_width(weights, num_classes), width_divisor)
+        return build_network(network, table, images, weights, keep_prob, train_layers,
+                             skip_layers, last_layer, scope)
+    builder.__name__ = builder.__qualname__ = network
+    return builder
