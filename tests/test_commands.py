@@ -208,3 +208,28 @@ def test_a_killed_training_run_leaves_a_loadable_checkpoint(trained, tmp_path, c
                          '--how_many_training_steps', saved_step + 100)
     assert code == 0
     assert tf.compat.v1.train.latest_checkpoint(model_dir).endswith('-%d' % (saved_step + 100))
+
+
+def test_one_vocabulary_across_commands(capsys):
+    """The same idea has the same flag and type in every command; old spellings still parse."""
+    import argparse
+    from tfgraft.tools import bottlenecks, finetune, retrain, train
+    parsers = {}
+    for name, module in (('bottlenecks', bottlenecks), ('train', train), ('finetune', finetune),
+                         ('retrain', retrain)):
+        parsers[name] = argparse.ArgumentParser()
+        module.add_arguments(parsers[name])
+    kinds = {}
+    for name, parser in parsers.items():
+        for action in parser._actions:
+            for option in action.option_strings:
+                kinds.setdefault(option, set()).add((action.dest, action.type))
+    for flag in ('--validation_percentage', '--train_batch_size', '--how_many_training_steps',
+                 '--learning_rate', '--image_dir', '--bottleneck_dir', '--seed'):
+        assert len(kinds[flag]) == 1, (flag, kinds[flag])
+    assert kinds['--validation_percentage'] == {('validation_percentage', float)}
+    old = parsers['finetune'].parse_args(['--batch_size', '8', '--validation_percentage', '12.5'])
+    assert old.train_batch_size == 8 and old.validation_percentage == 12.5
+    with pytest.raises(SystemExit):
+        main(['finetune', '--help'])
+    assert 'old spelling: --batch_size' in ' '.join(capsys.readouterr().out.split())

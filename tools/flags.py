@@ -2,10 +2,10 @@
 
 Names are retrain.py's where it had one (--image_dir, --bottleneck_dir,
 --how_many_training_steps, --train_batch_size, --validation_percentage ...).
-An older spelling still works as an alias, named in the flag's help. Choices
-come from the tables they select from (graphs.networks, heads.HEADS,
-optimizers.OPTIMIZERS), so a new entry there is a new choice here. No
-TensorFlow is imported, so --help stays instant.
+An older spelling still works as an alias, named in the flag's help. Choices are the
+tables' names (graphs.networks, heads.HEADS, optimizers.OPTIMIZERS), copied
+here because those modules import TensorFlow and --help must stay instant;
+tests/test_layers.py fails when a copy and its table differ.
 """
 import argparse
 
