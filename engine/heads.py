@@ -15,16 +15,11 @@ import tensorflow as tf
 
 from tfgraft.engine import optimizers
 from tfgraft.engine.estimator import EstimatorSpec, ModeKeys
+from tfgraft.engine.model_dir import HEAD_DEFAULTS
 from tfgraft.graphs.errors import GraftError
 
 tf1 = tf.compat.v1
 
-# What each head trains with unless told otherwise (the tutorials' choices).
-HEAD_DEFAULTS = {
-    'softmax': {'optimizer': 'sgd', 'learning_rate': 0.01, 'dropout': 0.0, 'hidden_units': []},
-    'dnn': {'optimizer': 'adam', 'learning_rate': 0.001, 'dropout': 0.5, 'hidden_units': [1024, 512]},
-    'logit': {'optimizer': 'rmsprop', 'learning_rate': 0.0001, 'dropout': 0.2, 'hidden_units': []},
-}
 HEADS = tuple(HEAD_DEFAULTS)
 
 

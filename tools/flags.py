@@ -2,18 +2,21 @@
 
 Names are retrain.py's where it had one (--image_dir, --bottleneck_dir,
 --how_many_training_steps, --train_batch_size, --validation_percentage ...).
-An older spelling still works as an alias, named in the flag's help. Choices are the
-tables' names (graphs.networks, heads.HEADS, optimizers.OPTIMIZERS), copied
-here because those modules import TensorFlow and --help must stay instant;
-tests/test_layers.py fails when a copy and its table differ.
+An older spelling still works as an alias, named in the flag's help. Choices are
+read from the tables (engine.model_dir.HEAD_DEFAULTS = heads.HEADS,
+optimizers.OPTIMIZERS; neither imports TensorFlow, so --help stays instant),
+the network names copied from graphs.networks (checked by tests/test_layers.py).
 """
 import argparse
 
-# Mirrors of engine/heads.py HEADS and engine/optimizers.py OPTIMIZERS, which
-# import TensorFlow; tests/test_layers.py checks that they stay equal.
-HEADS = ('softmax', 'dnn', 'logit')
-OPTIMIZERS = ('sgd', 'momentum', 'adam', 'rmsprop')
-NPY_NETWORKS = ('alexnet', 'vgg16')     # graphs.networks.npy_networks(), likewise checked
+from tfgraft.engine.model_dir import HEAD_DEFAULTS
+from tfgraft.engine.optimizers import OPTIMIZERS as OPTIMIZER_TABLE
+
+HEADS = tuple(HEAD_DEFAULTS)            # = engine.heads.HEADS
+OPTIMIZERS = tuple(OPTIMIZER_TABLE)
+# graphs.networks.npy_networks(): that module builds graphs and imports TensorFlow,
+# so this is a copy, which tests/test_layers.py checks.
+NPY_NETWORKS = ('alexnet', 'vgg16')
 
 
 def comma_list(text):
