@@ -12,7 +12,7 @@ from tfgraft.graphs.layers import Conv, Dropout, FullyConnected, MaxPool, ReLU, 
 
 INPUT_SIZE = 224
 
-# Keras applications VGG16 layer names -> ours (tools/convert.py h5-to-npz).
+# Keras applications VGG16 layer names -> ours (graphs/keras_h5.py, for `tfgraft convert h5-to-npz`).
 KERAS_LAYER_NAMES = {
     'block1_conv1': 'conv1_1', 'block1_conv2': 'conv1_2',
     'block2_conv1': 'conv2_1', 'block2_conv2': 'conv2_2',
