@@ -173,6 +173,7 @@ def test_summaries_dir_gets_train_and_validation_events(trained, tmp_path, capsy
         assert [name for name in os.listdir(str(summaries / run)) if name.startswith('events.out')]
 
 
+@pytest.mark.slow
 def test_a_killed_training_run_leaves_a_loadable_checkpoint(trained, tmp_path, capsys):
     """SIGKILL at an arbitrary moment (maybe mid-save), then evaluate and resume."""
     import signal

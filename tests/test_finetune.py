@@ -65,6 +65,7 @@ def two_stages(tmp_path_factory, cats_and_dogs, cats_dogs_records, mobilenet_pb)
                                'on_records': on_records, 'stage_two_head': stage_two_start}
 
 
+@pytest.mark.slow
 def test_stage_two_changes_only_layers_from_k(two_stages, mobilenet_backbone):
     model_dir, result, _ = two_stages
     layers = list_layers(mobilenet_backbone.graph_def, mobilenet_backbone.card)
@@ -88,6 +89,7 @@ def test_stage_two_changes_only_layers_from_k(two_stages, mobilenet_backbone):
     assert result['after']['global_step'] == 4000 + EPOCHS * (2000 // BATCH)
 
 
+@pytest.mark.slow
 def test_stage_two_starts_exactly_where_stage_one_ended(two_stages):
     """The head resumes bit-for-bit, and the images through the unfrozen network give
     what stage 1's records gave."""
@@ -102,6 +104,7 @@ def test_stage_two_starts_exactly_where_stage_one_ended(two_stages):
     assert before['loss'] == pytest.approx(on_records['loss'], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_stage_two_improves_validation_accuracy(two_stages):
     _, result, stage_one = two_stages
     before, after = result['before']['accuracy'], result['after']['accuracy']
@@ -111,6 +114,7 @@ def test_stage_two_improves_validation_accuracy(two_stages):
     assert after > before
 
 
+@pytest.mark.slow
 def test_curves_cover_both_stages(two_stages):
     from skimage import io
     from tfgraft.engine.curves import read_history
@@ -122,6 +126,7 @@ def test_curves_cover_both_stages(two_stages):
     assert image.ndim == 3 and (image != 255).any()
 
 
+@pytest.mark.slow
 def test_predict_and_export_read_fine_tuned_backbone(two_stages, cats_and_dogs, tmp_path):
     from tfgraft.engine.estimator import Estimator
     from tfgraft.engine.finetune import image_input_fn, model_fn, restored_backbone
@@ -247,6 +252,7 @@ def test_npy_params_name_what_they_hold_and_old_files_still_load(alexnet_standin
     assert predicted[0][1].shape == (2,) and abs(predicted[0][1].sum() - 1) < 1e-5
 
 
+@pytest.mark.slow
 def test_commands_predict_and_export_fine_tuned(two_stages, cats_and_dogs, tmp_path, capsys):
     from tfgraft.engine.export import export_frozen_graph
     from tfgraft.engine.prediction import predict_images
@@ -291,6 +297,7 @@ def test_list_layers_command(mobilenet_pb, capsys):
     assert lines[FINE_TUNE_AT].split()[:2] == [str(FINE_TUNE_AT), 'MobilenetV1/Conv2d_13_depthwise']
 
 
+@pytest.mark.slow
 def test_vgg16_fine_tunes_its_fc_layers(tiny_photos, tmp_path_factory, tmp_path):
     """The VGG16 tutorial's network through the same path: a new fc8, fc7 and fc8 trained,
     every convolution kept from the weight file; predict restores it."""

@@ -14,6 +14,7 @@ def fuzz_results(mobilenet_pb, cats_and_dogs, tmp_path_factory):
     return fuzz.run_fuzz(seed=1, jpegs=30, pbs=15, npys=15, work=str(tmp_path_factory.mktemp('fuzz')))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('kind', ['jpeg', 'pb', 'npy'])
 def test_every_case_is_used_or_refused(fuzz_results, kind):
     counts = fuzz_results[kind]
@@ -22,6 +23,7 @@ def test_every_case_is_used_or_refused(fuzz_results, kind):
     assert counts['refused'] > 0  # the mutations do reach the checks
 
 
+@pytest.mark.slow
 def test_no_pickle_payload_ran(fuzz_results):
     assert fuzz_results['npy']['markers'] == []
 
@@ -47,6 +49,7 @@ def test_hostile_pickles_are_refused(tmp_path):
     assert not os.path.exists(marker)
 
 
+@pytest.mark.slow
 def test_worker_reports_a_crash_and_restarts(tmp_path, mobilenet_pb, cats_and_dogs):
     """The harness itself: a worker killed by a signal is counted, the next case still runs."""
     worker = fuzz.Worker(mobilenet_pb, '', str(tmp_path / 'log'))

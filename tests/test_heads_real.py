@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from tfgraft.tools.cli import main
 from tfgraft.engine.evaluation import evaluate_model
+from tfgraft.tools.cli import main
 
 # head, steps, flags, least validation accuracy
 REFERENCES = {
@@ -20,6 +20,8 @@ REFERENCES = {
     'dnn': (1000, ['--hidden_units', '1024,512'], 0.88),
     'logit': (2000, [], 0.88),
 }
+
+pytestmark = pytest.mark.slow    # heads trained on the whole real set
 
 
 @pytest.fixture(scope='module')

@@ -49,6 +49,7 @@ def small_vgg_npy(tmp_path_factory, small_vgg_weights):
     return path
 
 
+@pytest.mark.slow
 def test_alexnet_full_size_end_points(alexnet_weights):
     graph = tf.Graph()
     with graph.as_default():
