@@ -82,7 +82,7 @@ def _frozen_bottlenecks(images, params):
 
 
 def _npy_logits(images, params, training):
-    from tfgraft.graphs.npy_backbone import get_network
+    from tfgraft.graphs.networks import get_network
     backbone = load_described(params['graph'])
     tuned = params['fine_tune']
     train_layers = [name for name in tuned['train_layers'] if name != NPY_HEAD_LAYER]
