@@ -170,6 +170,7 @@ def _saved(model_dir):
     return _saved_under(model_dir, 'alexnet/')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('train_layers', [['fc8'], ['fc7', 'fc8']])
 def test_npy_trains_exactly_train_layers(train_layers, alexnet_standin, tiny_photos, tmp_path):
     from tfgraft.graphs.npy_weights import load_weights
@@ -199,6 +200,7 @@ def test_npy_trains_exactly_train_layers(train_layers, alexnet_standin, tiny_pho
     assert result['after']['global_step'] == 2 * 3
 
 
+@pytest.mark.slow
 def test_npy_restore_and_predict(alexnet_standin, tiny_photos, tmp_path):
     from tfgraft.engine.estimator import Estimator
     from tfgraft.engine.finetune import image_input_fn, model_fn
@@ -219,6 +221,7 @@ def test_npy_restore_and_predict(alexnet_standin, tiny_photos, tmp_path):
     np.testing.assert_allclose(predicted[0][1], rows[0]['probabilities'], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_npy_params_name_what_they_hold_and_old_files_still_load(alexnet_standin, tiny_photos,
                                                                   tmp_path, capsys):
     """A fine-tuned .npy model_dir has no grafted head and no bottleneck: params.json says so

@@ -119,6 +119,7 @@ def assert_close(actual, expected, tolerance=1e-4):
     assert np.abs(actual - expected).max() <= tolerance * min(1.0, scale)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['mobilenet_v2', 'inception_v3', 'vgg16'])
 def test_converted_graph_gives_the_keras_bottleneck(request, photos, name):
     conversion = request.getfixturevalue(name)

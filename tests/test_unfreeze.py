@@ -140,6 +140,7 @@ for name, config in (('exact', tf.compat.v1.ConfigProto(graph_options=tf.compat.
 '''
 
 
+@pytest.mark.slow
 def test_training_moves_only_tuned_layers_and_folds_back(mobilenet, photos, tmp_path):
     rng = np.random.RandomState(0)
     with tf.Graph().as_default():
