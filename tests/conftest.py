@@ -121,3 +121,19 @@ def anonymized(graph_def):
         node.name = renames.get(node.name, node.name)
         node.input[:] = [renames.get(name, name) for name in node.input]
     return result
+
+
+def tfgraft(capsys, *argv):
+    """(exit code, stdout, stderr) of `tfgraft argv...`."""
+    from tfgraft.tools.cli import main
+    code = main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(code, err, *words):
+    assert code != 0
+    lines = [line for line in err.splitlines() if line.startswith('tfgraft: error:')]
+    assert len(lines) == 1, err
+    for word in words:
+        assert word in lines[0], lines[0]

@@ -5,25 +5,10 @@ import os
 
 import pytest
 
-from conftest import fake_graph, write_synthetic_records
+from conftest import fake_graph, one_line_error, tfgraft, write_synthetic_records
 from tfgraft.tools.cli import main
 
 ENGINE_COMMANDS = ('train', 'evaluate', 'predict', 'export', 'retrain')
-
-
-def tfgraft(capsys, *argv):
-    """(exit code, stdout, stderr) of `tfgraft argv...`."""
-    code = main([str(arg) for arg in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(code, err, *words):
-    assert code != 0
-    lines = [line for line in err.splitlines() if line.startswith('tfgraft: error:')]
-    assert len(lines) == 1, err
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 @pytest.fixture(scope='module')

@@ -279,7 +279,7 @@ def test_commands_predict_and_export_fine_tuned(two_stages, cats_and_dogs, tmp_p
 
 def test_saved_model_of_a_fine_tuned_model_predicts_as_predict(two_stages, cats_and_dogs, tmp_path):
     from tfgraft.engine.saved_model_export import export_saved_model
-    from tfgraft.tools.predict import predict_images
+    from tfgraft.engine.prediction import predict_images
     model_dir, _, _ = two_stages
     paths = [os.path.join(cats_and_dogs, 'validation', kind, '%s.%d.jpg' % (kind[:-1], 2000 + i))
              for kind in ('cats', 'dogs') for i in range(2)]
