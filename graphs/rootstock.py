@@ -13,10 +13,10 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tfgraft.records import demo_images
 from tfgraft.graphs import registry
 from tfgraft.graphs.frozen import write_card_file
 from tfgraft.graphs.safety import check_graph_ops
+from tfgraft.records import demo_images
 from tfgraft.records.atomic import atomic_write_bytes
 from tfgraft.records.progress import progress_bar
 

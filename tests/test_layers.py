@@ -1,7 +1,7 @@
 """The layer order README.md's architecture section draws, kept by parsing every import.
 
     base      graphs/errors.py, records/ atomic, pipeline, decode, image_check,
-              listing, demo_images: what every layer may use
+              listing, demo_images, progress: what every layer may use
     backbone  graphs/
     records   records/ (schema, writer, reader, cache, verify, extract)
     engine    engine/
@@ -20,7 +20,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ('graphs', 'records', 'engine', 'tools')
 BASE = {'graphs.errors', 'records.atomic', 'records.pipeline', 'records.decode',
-        'records.image_check', 'records.listing', 'records.demo_images'}
+        'records.image_check', 'records.listing', 'records.demo_images', 'records.progress'}
 LAYERS = ('base', 'backbone', 'records', 'engine', 'tools')
 FOLDER_LAYER = {'graphs': 'backbone', 'records': 'records', 'engine': 'engine', 'tools': 'tools'}
 # tools/ modules that are not commands: every command may import them.

@@ -31,9 +31,11 @@ def add_arguments(parser):
 
 
 def run(args):
+    from tfgraft.engine.curves import save_training_curves
     from tfgraft.engine.training import train_model
     settings, training_run = flags.training_settings(args)
     train_model(settings, args.bottleneck_dir, args.model_dir, training_run)
+    print('learning curves: %s' % save_training_curves(args.model_dir, args.summaries_dir))
     return 0
 
 
