@@ -30,7 +30,7 @@ def main():
     parser.add_argument('--fine_tune_at', type=int, default=100)
     args = parser.parse_args()
     from tfgraft.tools.cli import main as tfgraft
-    from tfgraft.tools.evaluate import evaluate_model
+    from tfgraft.engine.evaluation import evaluate_model
     images = os.path.join(args.assets, 'cats_and_dogs_filtered')
     graph = os.path.join(args.work_dir, 'mobilenet_v2_0.35_224.pb')
     records = os.path.join(args.work_dir, 'records')

@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.core.protobuf import rewriter_config_pb2  # noqa: E402
 
-from tfgraft.graphs.npy_backbone import get_network  # noqa: E402
+from tfgraft.graphs.networks import get_network  # noqa: E402
 from tfgraft.graphs.npy_standin import standin_weights  # noqa: E402
 
 tf1 = tf.compat.v1

@@ -134,7 +134,7 @@ def _bounded_steps(estimator, inputs, global_step, last_step):
     names = []
 
     def one_step(index, _):
-        spec, _ = estimator._call_model_fn(inputs, ModeKeys.TRAIN)
+        spec, _ = estimator.call_model_fn(inputs, ModeKeys.TRAIN)
         names[:] = sorted(spec.train_scalars)
         with tf.control_dependencies([spec.train_op]):
             values = tf.stack([tf.cast(spec.train_scalars[n], tf.float32) for n in names])
@@ -156,7 +156,7 @@ def train(estimator, input_fn, max_steps, task, server, progress=None):
     Returns the last reported values (like Estimator.train) and 'start_step', the
     global step this task found when its session was ready.
     """
-    from tfgraft.engine.estimator import _scalar
+    from tfgraft.engine.estimator import scalar_summary
     config = estimator.config
     graph = estimator.new_graph()
     with graph.as_default():
@@ -204,7 +204,7 @@ def train(estimator, input_fn, max_steps, task, server, progress=None):
                 reported = dict(zip(names, last.tolist()), global_step=step, start_step=start)
                 if writer is not None:
                     for name, value in zip(names, last):
-                        writer.add_summary(_scalar(name, value), step)
+                        writer.add_summary(scalar_summary(name, value), step)
                     if step >= max_steps or step // config.save_checkpoints_steps > \
                             saved // config.save_checkpoints_steps:
                         saver.save(session, prefix, global_step=step)
@@ -240,7 +240,7 @@ def wait_for_params(model_dir, task):
 def run_evaluator(estimator, input_fn, max_steps, min_interval_secs=1):
     """Evaluate every new checkpoint in model_dir until one reaches max_steps; write
     each result to <summaries_dir>/validation. Returns the last result."""
-    from tfgraft.engine.estimator import _scalar
+    from tfgraft.engine.estimator import scalar_summary
     folder = os.path.join(estimator.config.summaries_dir or estimator.model_dir, 'validation')
     result = None
     with tf.Graph().as_default():
@@ -252,7 +252,7 @@ def run_evaluator(estimator, input_fn, max_steps, min_interval_secs=1):
             except (tf.errors.NotFoundError, tf.errors.DataLossError):
                 continue          # removed (keep_checkpoint_max) while we read it
             for name in ('accuracy', 'loss'):
-                writer.add_summary(_scalar(name, result[name]), result['global_step'])
+                writer.add_summary(scalar_summary(name, result[name]), result['global_step'])
             writer.flush()
             print('tfgraft: evaluator: step %d validation accuracy %.1f%% (N=%d)'
                   % (result['global_step'], result['accuracy'] * 100, result['count']), flush=True)

@@ -48,7 +48,8 @@ class RunConfig:
     tf_random_seed: int = 0        # graph-level seed of every graph built: runs repeat exactly
 
 
-def _scalar(tag, value):
+def scalar_summary(tag, value):
+    """A TensorBoard summary of one scalar."""
     return tf1.Summary(value=[tf1.Summary.Value(tag=tag, simple_value=float(value))])
 
 
@@ -86,7 +87,8 @@ class Estimator:
         graph.seed = self.config.tf_random_seed
         return graph
 
-    def _call_model_fn(self, inputs, mode):
+    def call_model_fn(self, inputs, mode):
+        """(spec, labels) of the model built on the next batch of `inputs`, variables shared."""
         features, labels = inputs.next_batch()
         with tf1.variable_scope(tf1.get_variable_scope(), reuse=tf1.AUTO_REUSE):
             return self.model_fn(features, labels, mode, self.params), labels
@@ -103,7 +105,7 @@ class Estimator:
         names = []
 
         def one_step(index, _):
-            spec, _ = self._call_model_fn(inputs, ModeKeys.TRAIN)
+            spec, _ = self.call_model_fn(inputs, ModeKeys.TRAIN)
             names[:] = sorted(spec.train_scalars)
             with tf.control_dependencies([spec.train_op]):
                 values = tf.stack([tf.cast(spec.train_scalars[n], tf.float32) for n in names])
@@ -145,7 +147,7 @@ class Estimator:
             validation = None
             if validation_input_fn is not None:
                 validation_inputs = validation_input_fn()
-                validation, validation_labels = self._call_model_fn(validation_inputs, ModeKeys.EVAL)
+                validation, validation_labels = self.call_model_fn(validation_inputs, ModeKeys.EVAL)
                 validation_count = None
                 if (validation_inputs.batches or 1) > 1:     # streamed: a pass of many batches
                     validation_count = tf.shape(validation_labels)[0]
@@ -167,14 +169,14 @@ class Estimator:
                         if not len(last):      # already trained to max_steps
                             break
                         for name, value in zip(names, last):
-                            train_writer.add_summary(_scalar(name, value), step)
+                            train_writer.add_summary(scalar_summary(name, value), step)
                         if validation and (step >= max_steps or before is None
                                            or step // eval_every > before // eval_every):
                             measured = session.run_step_fn(lambda step_context: mean_metrics(
                                 step_context.session, validation.eval_metrics, validation_count,
                                 validation_inputs.batches))
                             for name, value in measured.items():
-                                validation_writer.add_summary(_scalar(name, value), step)
+                                validation_writer.add_summary(scalar_summary(name, value), step)
                                 reported['validation_' + name] = float(value)
                         if progress:
                             progress(int(step), reported)
@@ -196,7 +198,7 @@ class Estimator:
         with self.new_graph().as_default():
             global_step = tf1.train.get_or_create_global_step()
             inputs = input_fn()
-            spec, labels = self._call_model_fn(inputs, ModeKeys.EVAL)
+            spec, labels = self.call_model_fn(inputs, ModeKeys.EVAL)
             count = tf.shape(labels)[0]
             totals, seen = collections.Counter(), 0
             with self._restored_session(checkpoint, inputs.hooks) as session:

@@ -21,16 +21,14 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfgraft.engine import heads, optimizers
+from tfgraft.engine import heads
 from tfgraft.engine.augment import augment
-from tfgraft.engine.estimator import EstimatorSpec, ModeKeys
+from tfgraft.engine.estimator import ModeKeys
 from tfgraft.engine.inputs import Inputs
 from tfgraft.graphs.errors import GraftError
 from tfgraft.graphs.factory import load_described
-from tfgraft.graphs.preprocessing import preprocess_image
-from tfgraft.records.decode import load_rgb
+from tfgraft.graphs.preprocessing import load_preprocessed
 from tfgraft.records.pipeline import usable_cores, without_autotune
-from tfgraft.records.progress import progress_bar
 
 tf1 = tf.compat.v1
 
@@ -50,7 +48,7 @@ def image_input_fn(paths, labels, card, batch_size, training, augmentation=None,
 
     @tf.autograph.experimental.do_not_convert    # plain graph code (tf.cond where it branches)
     def load(path, label):
-        return preprocess_image(load_rgb(path), card), label
+        return load_preprocessed(path, card), label
 
     @tf.autograph.experimental.do_not_convert
     def load_augmented(draw, example):
@@ -88,7 +86,7 @@ def _frozen_bottlenecks(images, params):
 
 
 def _npy_logits(images, params, training):
-    from tfgraft.graphs.npy_backbone import get_network
+    from tfgraft.graphs.networks import get_network
     backbone = load_described(params['graph'])
     tuned = params['fine_tune']
     train_layers = [name for name in tuned['train_layers'] if name != NPY_HEAD_LAYER]
@@ -99,32 +97,21 @@ def _npy_logits(images, params, training):
     return logits
 
 
-def _npy_spec(logits, labels, mode, params):
-    """kratzert's finetune.py: softmax cross-entropy on fc8, one optimizer over the trained layers."""
-    probabilities = tf.nn.softmax(logits, name='final_result')
-    class_ids = tf.argmax(probabilities, axis=1)
-    predictions = {'probabilities': probabilities, 'class_id': class_ids}
-    if mode == ModeKeys.PREDICT:
-        return EstimatorSpec(mode, predictions=predictions)
-    one_hot = tf.one_hot(labels, len(params['classes']))
-    loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=one_hot, logits=logits),
-                          name='cross_entropy')
-    accuracy = tf.reduce_mean(tf.cast(tf.equal(class_ids, labels), tf.float32), name='accuracy')
-    if mode == ModeKeys.EVAL:
-        return EstimatorSpec(mode, predictions=predictions, loss=loss,
-                             eval_metrics={'loss': loss, 'accuracy': accuracy})
-    rate = optimizers.learning_rate(params['learning_rate'], tf1.train.get_global_step())
-    train_op = optimizers.make_optimizer(params['optimizer'], rate).minimize(
-        loss, global_step=tf1.train.get_global_step())
-    return EstimatorSpec(mode, predictions=predictions, loss=loss, train_op=train_op,
-                         train_scalars={'loss': loss, 'accuracy': accuracy, 'learning_rate': rate})
+def _npy_loss(class_count):
+    """kratzert's finetune.py: softmax cross-entropy on fc8."""
+    def loss(logits, labels):
+        one_hot = tf.one_hot(labels, class_count)
+        return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=one_hot, logits=logits),
+                              name='cross_entropy')
+    return loss
 
 
 def model_fn(features, labels, mode, params):
     """The Estimator model_fn of a fine-tuned model: features {'image': preprocessed batch}."""
     if params['fine_tune']['kind'] == 'npy':
         logits = _npy_logits(features['image'], params, mode == ModeKeys.TRAIN)
-        return _npy_spec(logits, labels, mode, params)
+        return heads.classifier_spec(logits, tf.nn.softmax(logits, name='final_result'), labels,
+                                     mode, params, _npy_loss(len(params['classes'])))
     bottlenecks = _frozen_bottlenecks(features['image'], params)
     return heads.model_fn({'bottleneck': bottlenecks}, labels, mode, params)
 
@@ -140,7 +127,7 @@ def warm_start(estimator, input_fn):
     saved = tf.train.load_checkpoint(previous).get_variable_to_shape_map() if previous else {}
     with estimator.new_graph().as_default():
         global_step = tf1.train.get_or_create_global_step()
-        estimator._call_model_fn(input_fn(), ModeKeys.TRAIN)
+        estimator.call_model_fn(input_fn(), ModeKeys.TRAIN)
         wanted = tf1.trainable_variables() + [global_step]
         restored = [v for v in wanted if v.op.name in saved
                     and saved[v.op.name] == v.shape.as_list()]
@@ -179,10 +166,10 @@ def restored_backbone(params, checkpoint):
 
 
 def _stage_scalar(summaries_dir, stage, step):
-    from tfgraft.engine.estimator import _scalar
+    from tfgraft.engine.estimator import scalar_summary
     with tf.Graph().as_default():
         writer = tf1.summary.FileWriter(os.path.join(summaries_dir, 'train'))
-        writer.add_summary(_scalar('stage', stage), step)
+        writer.add_summary(scalar_summary('stage', stage), step)
         writer.close()
 
 
@@ -232,12 +219,15 @@ def npy_params(params, classes, network, weights, train_layers, learning_rate, o
     """A new (or the saved) .npy fine-tuning model's params."""
     from tfgraft.engine import model_dir as model_dirs
     from tfgraft.graphs.factory import describe, load_backbone
-    backbone = load_backbone(backbone=network, weights=weights, layer='relu7')
-    wanted = {'params_version': model_dirs.PARAMS_VERSION, 'head': NPY_HEAD_LAYER,
-              'classes': list(classes), 'bottleneck_size': len(classes), 'graph': describe(backbone),
+    backbone = load_backbone(network=network, weights=weights, layer='relu7')
+    # No grafted head and no bottleneck: the network's own fc8 (fine_tune.head_layer) is the
+    # head. Files from before this naming say 'head': 'fc8', 'bottleneck_size': len(classes);
+    # nothing reads those two keys of a fine-tuned .npy model_dir, so they still load.
+    wanted = {'params_version': model_dirs.PARAMS_VERSION, 'head': None,
+              'classes': list(classes), 'graph': describe(backbone),
               'optimizer': optimizer or 'sgd', 'learning_rate': learning_rate or 0.01,
-              'fine_tune': {'kind': 'npy', 'network': network, 'train_layers': sorted(train_layers),
-                            'stages': []}}
+              'fine_tune': {'kind': 'npy', 'network': network, 'head_layer': NPY_HEAD_LAYER,
+                            'train_layers': sorted(train_layers), 'stages': []}}
     if params is None:
         return wanted
     if params.get('fine_tune', {}).get('train_layers') != wanted['fine_tune']['train_layers'] \
@@ -248,50 +238,79 @@ def npy_params(params, classes, network, weights, train_layers, learning_rate, o
     return params
 
 
-def finetune(image_dir, model_dir, graph=None, backbone=None, weights=None, fine_tune_at=None,
+def _model_params(image_dir, model_dir, classes, graph, network, weights, fine_tune_at,
+                  fine_tune_from, train_layers, bottleneck_dir, learning_rate, optimizer, seed,
+                  stage_one, progress):
+    """This stage's params: stage 2 over a frozen graph's head (stage 1 run first when the
+    model_dir has none), or an .npy network's."""
+    from tfgraft.engine import model_dir as model_dirs
+    has_params = os.path.isfile(os.path.join(model_dir, model_dirs.PARAMS_NAME))
+    if network and not graph:
+        return npy_params(model_dirs.read_params(model_dir) if has_params else None, classes,
+                          network, weights, train_layers, learning_rate, optimizer, model_dir)
+    if not graph:
+        raise GraftError('give --graph (frozen graph) or --backbone alexnet|vgg16 with --weights')
+    if not has_params:
+        if not bottleneck_dir:
+            raise GraftError('%s holds no trained head; run `tfgraft train` first or give '
+                             '--bottleneck_dir for stage 1' % model_dir)
+        from tfgraft.engine.training import TrainingRun, head_settings, train_model
+        settings, run = stage_one or (head_settings(), TrainingRun(seed=seed))
+        train_model(settings, bottleneck_dir, model_dir, run, progress=progress)
+    saved = model_dirs.read_params(model_dir)
+    if list(saved['classes']) != list(classes):
+        raise GraftError('%s was trained on classes %s; %s holds %s'
+                         % (model_dir, ','.join(saved['classes']), image_dir, ','.join(classes)))
+    return frozen_params(saved, graph, fine_tune_at, fine_tune_from, learning_rate, optimizer,
+                         model_dir)
+
+
+def _start_stage(estimator, params, train_fn):
+    """A new stage's first checkpoint and its entry in params' stages (once per stage)."""
+    stages = params['fine_tune']['stages']
+    if stages:
+        return
+    if params['fine_tune']['kind'] == 'frozen':
+        estimator.latest_checkpoint()    # stage 2 needs stage 1's head: refuse without it
+    start, restored = warm_start(estimator, train_fn)
+    stage = 2 if params['fine_tune']['kind'] == 'frozen' else 1
+    stages.append({'stage': stage, 'start_step': start, 'optimizer': params['optimizer'],
+                   'learning_rate': params['learning_rate'], 'restored': restored})
+    _stage_scalar(estimator.model_dir, stage, start)
+
+
+def finetune(image_dir, model_dir, graph=None, network=None, weights=None, fine_tune_at=None,
              fine_tune_from=None, train_layers=('fc8',), bottleneck_dir=None, epochs=1,
-             learning_rate=None, optimizer=None, batch_size=32, validation_percentage=10, seed=0,
-             augmentation=None, stage_one=None, progress=False):
+             learning_rate=None, optimizer=None, train_batch_size=32, validation_percentage=10,
+             seed=0, augmentation=None, stage_one=None, progress=False):
     """Fine-tune on image_dir in model_dir; returns {'start_step', 'before', 'after', 'curves'}.
 
     before/after: validation metrics on the images at the start and end of this stage.
-    stage_one(bottleneck_dir, model_dir, seed) trains the head when a frozen-graph model_dir is empty.
+    A frozen-graph model_dir with no head yet gets stage 1 first: engine.training.train_model
+    on bottleneck_dir with stage_one = (head settings, TrainingRun); default `tfgraft train`'s
+    defaults with this seed.
     """
     from tfgraft.engine import cluster, curves, model_dir as model_dirs
     from tfgraft.engine.estimator import Estimator, RunConfig
+    from tfgraft.engine.training import progress_bar as training_progress
     task = cluster.task_from_env()
     if task is not None and not task.is_chief:      # a ps, worker or evaluator (engine/cluster.py)
-        return _finetune_task(task, image_dir, model_dir, batch_size, validation_percentage, seed,
-                              augmentation)
-    has_params = os.path.isfile(os.path.join(model_dir, model_dirs.PARAMS_NAME))
+        return _finetune_task(task, image_dir, model_dir, train_batch_size, validation_percentage,
+                              seed, augmentation)
     classes, splits = _image_splits(image_dir, validation_percentage)
-    if task is not None and graph and not has_params:
+    if task is not None and graph and not os.path.isfile(os.path.join(model_dir, model_dirs.PARAMS_NAME)):
         raise GraftError('on a cluster, finetune continues a trained head: run `tfgraft train` '
                          'into %s first' % model_dir)
-    if graph:
-        if not has_params:
-            if not bottleneck_dir or stage_one is None:
-                raise GraftError('%s holds no trained head; run `tfgraft train` first or give '
-                                 '--bottleneck_dir for stage 1' % model_dir)
-            stage_one(bottleneck_dir, model_dir, seed)
-        saved = model_dirs.read_params(model_dir)
-        if list(saved['classes']) != list(classes):
-            raise GraftError('%s was trained on classes %s; %s holds %s'
-                             % (model_dir, ','.join(saved['classes']), image_dir, ','.join(classes)))
-        params = frozen_params(saved, graph, fine_tune_at, fine_tune_from, learning_rate, optimizer,
-                               model_dir)
-    elif backbone:
-        params = npy_params(model_dirs.read_params(model_dir) if has_params else None, classes,
-                            backbone, weights, train_layers, learning_rate, optimizer, model_dir)
-    else:
-        raise GraftError('give --graph (frozen graph) or --backbone alexnet|vgg16 with --weights')
+    params = _model_params(image_dir, model_dir, classes, graph, network, weights, fine_tune_at,
+                           fine_tune_from, train_layers, bottleneck_dir, learning_rate, optimizer,
+                           seed, stage_one, progress)
     if augmentation:
         print('tfgraft: augmentation is on: images are streamed through the backbone, '
               'bottlenecks are not cached')
     card = load_described(params['graph']).card
     train_paths, train_labels = splits['train']
-    steps_per_epoch = max(1, len(train_paths) // batch_size)
-    batch_size = min(batch_size, len(train_paths))
+    steps_per_epoch = max(1, len(train_paths) // train_batch_size)
+    batch_size = min(train_batch_size, len(train_paths))
     shards = (task.num_workers, task.worker_index) if task else (1, 0)
     train_fn = image_input_fn(train_paths, train_labels, card,
                               min(batch_size, -(-len(train_paths) // shards[0])), True,
@@ -302,16 +321,7 @@ def finetune(image_dir, model_dir, graph=None, backbone=None, weights=None, fine
     config = RunConfig(save_checkpoints_steps=steps_per_epoch, steps_per_run=steps_per_epoch,
                        tf_random_seed=seed)
     estimator = Estimator(model_fn, model_dir, params, config)
-
-    stages = params['fine_tune']['stages']
-    if not stages:
-        if params['fine_tune']['kind'] == 'frozen':
-            estimator.latest_checkpoint()    # stage 2 needs stage 1's head: refuse without it
-        start, restored = warm_start(estimator, train_fn)
-        stage = 2 if params['fine_tune']['kind'] == 'frozen' else 1
-        stages.append({'stage': stage, 'start_step': start, 'optimizer': params['optimizer'],
-                       'learning_rate': params['learning_rate'], 'restored': restored})
-        _stage_scalar(model_dir, stage, start)
+    _start_stage(estimator, params, train_fn)
     model_dirs.write_params(model_dir, params)
     before = estimator.evaluate(validation_fn) if validation_fn else None
     step = int(tf.train.load_checkpoint(estimator.latest_checkpoint()).get_tensor('global_step'))
@@ -319,20 +329,14 @@ def finetune(image_dir, model_dir, graph=None, backbone=None, weights=None, fine
     print('fine-tuning %s on %d images of %d classes, steps %d to %d, %s at %g'
           % (card.name, len(train_paths), len(classes), step, max_steps, params['optimizer'],
              params['learning_rate']))
-    bar = None
-    if progress:
-        bar = progress_bar(max_steps - step, 'fine-tuning', 'steps', ['loss', 'acc', 'val_acc'])
-
-    def report(now, values):
-        if bar:
-            shown = [('loss', 'loss'), ('accuracy', 'acc'), ('validation_accuracy', 'val_acc')]
-            bar.update(now - step, [(label, values[name]) for name, label in shown if name in values])
+    shown = (('loss', 'loss'), ('accuracy', 'acc'), ('validation_accuracy', 'val_acc'))
+    bar = training_progress(max_steps, shown, first_step=step, label='fine-tuning') if progress else None
     if task is None:
-        estimator.train(train_fn, max_steps, validation_fn, steps_per_epoch, report)
+        estimator.train(train_fn, max_steps, validation_fn, steps_per_epoch, bar)
     else:       # the chief of a cluster: the workers train their parts of the images with it
         cluster.write_stage(model_dir, step, max_steps)
         server = cluster.start_server(task)
-        cluster.train(estimator, train_fn, max_steps, task, server, report)
+        cluster.train(estimator, train_fn, max_steps, task, server, bar)
         cluster.signal_done(task, server)
     after = estimator.evaluate(validation_fn) if validation_fn else None
     if before and after:

@@ -15,16 +15,11 @@ import tensorflow as tf
 
 from tfgraft.engine import optimizers
 from tfgraft.engine.estimator import EstimatorSpec, ModeKeys
+from tfgraft.engine.model_dir import HEAD_DEFAULTS
 from tfgraft.graphs.errors import GraftError
 
 tf1 = tf.compat.v1
 
-# What each head trains with unless told otherwise (the tutorials' choices).
-HEAD_DEFAULTS = {
-    'softmax': {'optimizer': 'sgd', 'learning_rate': 0.01, 'dropout': 0.0, 'hidden_units': []},
-    'dnn': {'optimizer': 'adam', 'learning_rate': 0.001, 'dropout': 0.5, 'hidden_units': [1024, 512]},
-    'logit': {'optimizer': 'rmsprop', 'learning_rate': 0.0001, 'dropout': 0.2, 'hidden_units': []},
-}
 HEADS = tuple(HEAD_DEFAULTS)
 
 
@@ -131,14 +126,19 @@ def model_fn(features, labels, mode, params):
     bottlenecks = tf1.placeholder_with_default(
         features['bottleneck'], [None, params['bottleneck_size']], name='BottleneckInputPlaceholder')
     logits = head.logits(bottlenecks, training=mode == ModeKeys.TRAIN)
-    probabilities = head.probabilities(logits)
+    return classifier_spec(logits, head.probabilities(logits), labels, mode, params, head.loss)
+
+
+def classifier_spec(logits, probabilities, labels, mode, params, loss_fn):
+    """The EstimatorSpec of a classifier: predictions; loss and accuracy (labels fed at
+    `GroundTruthInput`); one optimizer step at params' learning rate (and decay)."""
     class_ids = tf.argmax(probabilities, axis=1)
     predictions = {'probabilities': probabilities, 'class_id': class_ids}
     if mode == ModeKeys.PREDICT:
         return EstimatorSpec(mode, predictions=predictions)
 
     labels = tf1.placeholder_with_default(labels, [None], name='GroundTruthInput')
-    loss = head.loss(logits, labels)
+    loss = loss_fn(logits, labels)
     accuracy = tf.reduce_mean(tf.cast(tf.equal(class_ids, labels), tf.float32), name='accuracy')
     if mode == ModeKeys.EVAL:
         return EstimatorSpec(mode, predictions=predictions, loss=loss,
@@ -146,7 +146,8 @@ def model_fn(features, labels, mode, params):
 
     global_step = tf1.train.get_global_step()
     rate = optimizers.learning_rate(params['learning_rate'], global_step,
-                                    params['learning_rate_decay'], params['decay_steps'])
+                                    params.get('learning_rate_decay', 1.0),
+                                    params.get('decay_steps', 1000))
     optimizer = optimizers.make_optimizer(params['optimizer'], rate)
     train_op = optimizer.minimize(loss, global_step=global_step)
     return EstimatorSpec(mode, predictions=predictions, loss=loss, train_op=train_op,

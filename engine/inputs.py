@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfgraft.graphs.errors import GraftError
-from tfgraft.graphs.preprocessing import preprocess_image
+from tfgraft.graphs.preprocessing import load_preprocessed
 from tfgraft.records import reader
 
 tf1 = tf.compat.v1
@@ -80,12 +80,11 @@ def records_input_fn(bottleneck_dir, split, batch_size=None, manifest=None):
 
 def images_input_fn(image_paths, backbone, batch_size=16):
     """Image files decoded and preprocessed in the graph, then run through the backbone."""
-    from tfgraft.records.decode import load_rgb
     card = backbone.card
 
     @tf.autograph.experimental.do_not_convert
     def load(path):
-        return preprocess_image(load_rgb(path), card)
+        return load_preprocessed(path, card)
 
     def input_fn():
         dataset = tf.data.Dataset.from_tensor_slices(list(image_paths))

@@ -8,9 +8,15 @@ Checkpoints (model.ckpt-<step>) and TensorBoard events sit beside it.
 """
 import os
 
-from tfgraft.engine.heads import HEAD_DEFAULTS
 from tfgraft.graphs.errors import GraftError
 from tfgraft.records.atomic import atomic_write_json, read_json
+
+# What each head trains with unless told otherwise (the tutorials' choices).
+HEAD_DEFAULTS = {
+    'softmax': {'optimizer': 'sgd', 'learning_rate': 0.01, 'dropout': 0.0, 'hidden_units': []},
+    'dnn': {'optimizer': 'adam', 'learning_rate': 0.001, 'dropout': 0.5, 'hidden_units': [1024, 512]},
+    'logit': {'optimizer': 'rmsprop', 'learning_rate': 0.0001, 'dropout': 0.2, 'hidden_units': []},
+}
 
 PARAMS_NAME = 'params.json'
 PARAMS_VERSION = 1

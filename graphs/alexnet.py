@@ -7,8 +7,8 @@ conv5, fc6, fc7, fc8 to [weights, biases]; the grouped layers (conv2, conv4,
 conv5) hold half the input depth: conv2 [5, 5, 48, 256]. conv layers end in
 their ReLU; fc6/fc7 are linear, relu6/relu7 their ReLUs.
 """
-from tfgraft.graphs.npy_weights import (
-    Conv, Dropout, FullyConnected, LocalResponseNorm, MaxPool, ReLU, build_network, fc8_width)
+from tfgraft.graphs.layers import (
+    Conv, Dropout, FullyConnected, LocalResponseNorm, MaxPool, ReLU, network_builder)
 
 INPUT_SIZE = 227
 
@@ -38,13 +38,6 @@ def layer_table(num_classes=1000, width_divisor=1):
     )
 
 
-def alexnet(images, weights, num_classes=None, keep_prob=1.0, train_layers=(), skip_layers=(),
-            last_layer=None, width_divisor=1, scope='alexnet'):
-    """images [N, 227, 227, 3] -> (last layer's output, end_points by layer name).
-
-    num_classes: fc8's width; by default as in `weights` (1000 for ImageNet).
-    Give it when fc8 is in skip_layers to learn new classes.
-    """
-    table = layer_table(fc8_width(weights, num_classes), width_divisor)
-    return build_network('alexnet', table, images, weights, keep_prob, train_layers,
-                         skip_layers, last_layer, scope)
+# images [N, 227, 227, 3] -> (last layer's output, end_points by layer name); see
+# graphs/layers.py network_builder for the arguments.
+alexnet = network_builder('alexnet', layer_table)

@@ -6,29 +6,28 @@ graph fed by a float image batch and returns the bottleneck batch [N, D].
 """
 import os
 
-from tfgraft.graphs import registry
+from tfgraft.graphs import networks, registry
 from tfgraft.graphs.errors import GraftError
 from tfgraft.graphs.frozen import load_frozen_backbone
 
-NPY_NETWORKS = ('alexnet', 'vgg16')
-
-
-def load_backbone(graph=None, backbone=None, weights=None, layer=None, allow_ops=(),
+def load_backbone(graph=None, network=None, weights=None, layer=None, allow_ops=(),
                   input_tensor=None, bottleneck_tensor=None, input_size=None,
                   input_range=None):
-    """A frozen graph (`graph` path) or an .npy-built network (`backbone` + `weights`)."""
-    if backbone in NPY_NETWORKS:
+    """A frozen graph (`graph` path, `network` its card name if known) or an .npy-built
+    network (`network` name + `weights` file)."""
+    if network in networks.npy_networks():
         if not weights:
-            raise GraftError('--backbone %s needs --weights (an .npy or .npz weight file)' % backbone)
+            raise GraftError('--backbone %s needs --weights (an .npy or .npz weight file)' % network)
         from tfgraft.graphs.npy_backbone import load_npy_backbone
-        return load_npy_backbone(backbone, weights, layer)
+        return load_npy_backbone(network, weights, layer)
     if not graph:
-        if backbone:
-            registry.get_card(backbone)   # an unknown name gets the list of known ones
-            raise GraftError('--backbone %s is a frozen graph: give its file with --graph' % backbone)
-        raise GraftError('give a frozen graph with --graph, or --backbone alexnet|vgg16 with --weights')
+        if network:
+            registry.get_card(network)   # an unknown name gets the list of known ones
+            raise GraftError('--backbone %s is a frozen graph: give its file with --graph' % network)
+        raise GraftError('give a frozen graph with --graph, or --backbone %s with --weights'
+                         % '|'.join(networks.npy_networks()))
     flags_given = bool(input_tensor or bottleneck_tensor)
-    card = registry.get_card(backbone) if backbone and not flags_given else None
+    card = registry.get_card(network) if network and not flags_given else None
     return load_frozen_backbone(graph, allow_ops, card=card, input_tensor=input_tensor,
                                 bottleneck_tensor=bottleneck_tensor, input_size=input_size,
                                 input_range=input_range)

@@ -8,6 +8,7 @@ from google.protobuf import message
 from tfgraft.graphs import registry, shapes
 from tfgraft.graphs.errors import GraftError
 from tfgraft.graphs.safety import check_constants, check_graph_ops
+from tfgraft.records.atomic import atomic_write_bytes
 
 tf1 = tf.compat.v1
 
@@ -158,8 +159,8 @@ def card_file_for(graph_path):
 
 def write_card_file(card, graph_path):
     import json
-    with open(card_file_for(graph_path), 'w', encoding='utf-8') as handle:
-        json.dump(card.to_dict(), handle, indent=2)
+    text = json.dumps(card.to_dict(), indent=2)
+    atomic_write_bytes(card_file_for(graph_path), text.encode('utf-8'))
 
 
 def read_card_file(graph_path):

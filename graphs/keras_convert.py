@@ -17,6 +17,7 @@ from tfgraft.graphs import registry
 from tfgraft.graphs.errors import GraftError
 from tfgraft.graphs.frozen import write_card_file
 from tfgraft.graphs.safety import check_graph_ops
+from tfgraft.records.atomic import atomic_write_bytes
 
 INPUT_NAME = 'input'
 BOTTLENECK_NAME = 'bottleneck'
@@ -146,7 +147,6 @@ def convert_keras_application(application, output_pb, weights=None, alpha=1.0, i
     check_graph_ops(graph_def, source='%s conversion' % card.name)
     directory = os.path.dirname(os.path.abspath(output_pb))
     os.makedirs(directory, exist_ok=True)
-    with open(output_pb, 'wb') as handle:
-        handle.write(graph_def.SerializeToString())
+    atomic_write_bytes(output_pb, graph_def.SerializeToString())
     write_card_file(card, output_pb)
     return card

@@ -8,36 +8,21 @@ object like the frozen-graph backbones: `card`, `sha256`, `path`, `layer`,
 Any layer name of the network's table can be asked for (pool5, fc7, ...);
 the vector is that layer's output flattened.
 """
-import collections
 import dataclasses
 import math
 import os
 
 import tensorflow as tf
 
-from tfgraft.graphs import alexnet, registry, vgg16
-from tfgraft.graphs.errors import GraftError
 from tfgraft.graphs.frozen import sha256_file
-from tfgraft.graphs.npy_weights import (
-    check_weights, fc8_width, layer_shapes, layers_up_to, load_weights)
+from tfgraft.graphs.layers import layer_shapes, layers_up_to
+from tfgraft.graphs.networks import get_network
+from tfgraft.graphs.npy_weights import check_weights, fc8_width, load_weights
 from tfgraft.graphs.safety import check_graph_ops
 from tfgraft.graphs.shapes import flat_rows
+from tfgraft.records.atomic import atomic_write_bytes
 
 tf1 = tf.compat.v1
-
-Network = collections.namedtuple('Network', 'builder layer_table input_size')
-
-NETWORKS = {
-    'alexnet': Network(alexnet.alexnet, alexnet.layer_table, alexnet.INPUT_SIZE),
-    'vgg16': Network(vgg16.vgg16, vgg16.layer_table, vgg16.INPUT_SIZE),
-}
-
-
-def get_network(name):
-    if name not in NETWORKS:
-        raise GraftError('unknown .npy network %r; known: %s' % (name, ', '.join(sorted(NETWORKS))))
-    return NETWORKS[name]
-
 
 def width_divisor_of(network, weights):
     """How many times narrower than the real network the weights are (1 for the real files)."""
@@ -84,10 +69,7 @@ class NpyBackbone:
         card = dataclasses.replace(
             self.card, name=os.path.splitext(os.path.basename(graph_path))[0],
             input_tensor='input:0', bottleneck_tensor=self.layer + ':0', network='')
-        partial = graph_path + '.partial'
-        with open(partial, 'wb') as handle:
-            handle.write(graph_def.SerializeToString())
-        os.replace(partial, graph_path)
+        atomic_write_bytes(graph_path, graph_def.SerializeToString())
         write_card_file(card, graph_path)
         return card
 
@@ -95,7 +77,7 @@ class NpyBackbone:
 def load_npy_backbone(network, weights_path, layer=None):
     """Load and check `network`'s weights for reading `layer` (default: the card's)."""
     spec = get_network(network)
-    card = registry.get_card(network)
+    card = spec.card
     layer = layer or card.bottleneck_tensor
     weights = load_weights(weights_path)
     width_divisor = width_divisor_of(network, weights)

@@ -8,8 +8,10 @@ import math
 
 import numpy as np
 
-from tfgraft.graphs.npy_backbone import get_network
-from tfgraft.graphs.npy_weights import layer_shapes
+from tfgraft.graphs.layers import layer_shapes
+from tfgraft.graphs.networks import get_network
+from tfgraft.graphs.npy_weights import save_weights
+from tfgraft.records.atomic import atomic_write
 
 
 def standin_weights(network, width_divisor=1, num_classes=1000, seed=0):
@@ -24,3 +26,13 @@ def standin_weights(network, width_divisor=1, num_classes=1000, seed=0):
         weights[layer] = (rng.standard_normal(weights_shape, dtype=np.float32) * scale,
                           rng.standard_normal(biases_shape, dtype=np.float32) * np.float32(0.01))
     return weights
+
+
+def write_npy_standin(network, path, seed=0, width_divisor=1):
+    """The real files' format: a pickled {layer: [weights, biases]} dict (.npz if so named)."""
+    weights = standin_weights(network, width_divisor=width_divisor, seed=seed)
+    if path.endswith('.npz'):
+        return save_weights(weights, path)
+    held = {name: list(pair) for name, pair in weights.items()}
+    atomic_write(path, lambda handle: np.save(handle, held, allow_pickle=True))
+    return path

@@ -8,23 +8,18 @@ unpickler that admits only numpy arrays and plain containers: anything else
 is refused before it runs. tfgraft writes .npz files (no pickle at all):
 one array per 'layer/weights' and 'layer/biases'.
 
-The networks (graphs/alexnet.py, graphs/vgg16.py) are tables of the layers
-below. From a table alone every layer's output shape and weight shapes follow,
-so a weight dict is checked against the architecture before any op is added.
+check_weights compares a dict with the shapes a layer table asks for
+(graphs/layers.py), before any op is added.
 """
-import dataclasses
-import math
 import os
 import pickle
 import zipfile
 
 import numpy as np
-import tensorflow as tf
 from numpy.lib import format as npy_format
 
 from tfgraft.graphs.errors import GraftError
-
-tf1 = tf.compat.v1
+from tfgraft.records.atomic import atomic_write
 
 PARTS = ('weights', 'biases')
 
@@ -163,10 +158,7 @@ def save_weights(weights, path):
     for layer, (layer_weights, biases) in weights.items():
         arrays[layer + '/weights'] = np.asarray(layer_weights, np.float32)
         arrays[layer + '/biases'] = np.asarray(biases, np.float32)
-    partial = path + '.partial'
-    with open(partial, 'wb') as handle:
-        np.savez(handle, **arrays)
-    os.replace(partial, path)
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))
     return path
 
 
@@ -187,206 +179,8 @@ def check_weights(network, weights, expected):
                                 list(found[0]), list(found[1])))
 
 
-# The layers the networks' tables are written in. Shapes leave out the batch.
-
-def _output_size(size, kernel, stride, padding):
-    if padding == 'SAME':
-        return -(-size // stride)
-    return (size - kernel) // stride + 1
-
-
-@dataclasses.dataclass(frozen=True)
-class Conv:
-    """Convolution, bias and ReLU: one layer in both reference models.
-
-    groups=2 splits the input and the filters in two halves (AlexNet's two
-    GPUs), so the weights hold half the input depth: conv2 [5, 5, 48, 256].
-    """
-    name: str
-    size: int
-    depth: int
-    stride: int = 1
-    groups: int = 1
-    padding: str = 'SAME'
-
-    def weight_shapes(self, shape):
-        if shape[-1] % self.groups:
-            raise GraftError('layer %s: input depth %d does not split into %d groups'
-                             % (self.name, shape[-1], self.groups))
-        return (self.size, self.size, shape[-1] // self.groups, self.depth), (self.depth,)
-
-    def output_shape(self, shape):
-        return tuple(_output_size(side, self.size, self.stride, self.padding)
-                     for side in shape[:2]) + (self.depth,)
-
-    def apply(self, inputs, weights, biases):
-        strides = [1, self.stride, self.stride, 1]
-        if self.groups == 1:
-            outputs = tf.nn.conv2d(inputs, weights, strides, self.padding)
-        else:
-            outputs = tf.concat([
-                tf.nn.conv2d(part, kernel, strides, self.padding)
-                for part, kernel in zip(tf.split(inputs, self.groups, axis=3),
-                                        tf.split(weights, self.groups, axis=3))], axis=3)
-        return tf.nn.relu(tf.nn.bias_add(outputs, biases))
-
-
-@dataclasses.dataclass(frozen=True)
-class FullyConnected:
-    """inputs x weights + biases, no activation; flattens NHWC inputs first."""
-    name: str
-    depth: int
-
-    def weight_shapes(self, shape):
-        return (math.prod(shape), self.depth), (self.depth,)
-
-    def output_shape(self, shape):
-        return (self.depth,)
-
-    def apply(self, inputs, weights, biases):
-        if inputs.shape.rank != 2:
-            inputs = tf.reshape(inputs, [-1, math.prod(inputs.shape.as_list()[1:])])
-        return tf.nn.bias_add(tf.matmul(inputs, weights), biases)
-
-
-@dataclasses.dataclass(frozen=True)
-class MaxPool:
-    name: str
-    size: int
-    stride: int
-    padding: str = 'VALID'
-
-    def output_shape(self, shape):
-        return tuple(_output_size(side, self.size, self.stride, self.padding)
-                     for side in shape[:2]) + (shape[2],)
-
-    def apply(self, inputs):
-        return tf.nn.max_pool2d(inputs, self.size, self.stride, self.padding)
-
-
-@dataclasses.dataclass(frozen=True)
-class LocalResponseNorm:
-    name: str
-    depth_radius: int
-    alpha: float
-    beta: float
-    bias: float
-
-    def output_shape(self, shape):
-        return shape
-
-    def apply(self, inputs):
-        return tf.nn.local_response_normalization(
-            inputs, depth_radius=self.depth_radius, bias=self.bias, alpha=self.alpha,
-            beta=self.beta)
-
-
-@dataclasses.dataclass(frozen=True)
-class ReLU:
-    name: str
-
-    def output_shape(self, shape):
-        return shape
-
-    def apply(self, inputs):
-        return tf.nn.relu(inputs)
-
-
-@dataclasses.dataclass(frozen=True)
-class Dropout:
-    """Keeps each unit with probability keep_prob; none at all for a plain 1.0."""
-    name: str
-
-    def output_shape(self, shape):
-        return shape
-
-    def apply(self, inputs, keep_prob):
-        if isinstance(keep_prob, (int, float)) and keep_prob == 1.0:
-            return inputs
-        return tf.nn.dropout(inputs, rate=1.0 - keep_prob)
-
-
-def layers_up_to(network, table, last_layer=None):
-    """The table's layers up to and including last_layer (all of them for None)."""
-    names = [layer.name for layer in table]
-    if last_layer is None:
-        return tuple(table)
-    if last_layer not in names:
-        raise GraftError('%s has no layer %r; its layers: %s'
-                         % (network, last_layer, ', '.join(names)))
-    return tuple(table[:names.index(last_layer) + 1])
-
-
-def layer_shapes(network, table, input_shape):
-    """({layer: output shape}, {layer: (weights shape, biases shape)}) for an input [H, W, C]."""
-    outputs, parameters = {}, {}
-    shape = tuple(input_shape)
-    for layer in table:
-        if hasattr(layer, 'weight_shapes'):
-            parameters[layer.name] = layer.weight_shapes(shape)
-        shape = layer.output_shape(shape)
-        if min(shape) < 1:
-            raise GraftError('%s: input %s is too small for layer %s'
-                             % (network, list(input_shape), layer.name))
-        outputs[layer.name] = shape
-    return outputs, parameters
-
-
-def _layer_parameters(layer, shapes, weights, train_layers, skip_layers):
-    """(weights, biases) tensors: new or loaded variables, or constants."""
-    if layer.name in skip_layers:
-        return (tf1.get_variable('weights', shapes[0],
-                                 initializer=tf1.glorot_uniform_initializer()),
-                tf1.get_variable('biases', shapes[1], initializer=tf1.zeros_initializer()))
-    arrays = weights[layer.name]
-    if layer.name in train_layers:
-        return tuple(tf1.get_variable(part, initializer=array)
-                     for part, array in zip(PARTS, arrays))
-    return tuple(tf.constant(array, name=part) for part, array in zip(PARTS, arrays))
-
-
 def fc8_width(weights, num_classes=None):
     """num_classes if given, else the classes fc8 holds in `weights` (1000, ImageNet's, without fc8)."""
     if num_classes is not None:
         return num_classes
     return weights['fc8'][1].shape[0] if 'fc8' in weights else 1000
-
-
-def build_network(network, table, images, weights, keep_prob=1.0, train_layers=(),
-                  skip_layers=(), last_layer=None, scope=None):
-    """Add the table's layers fed by `images` [N, H, W, C]; return (output, end_points).
-
-    Layers named in train_layers are trainable tf.compat.v1 variables
-    initialised from `weights`; those in skip_layers are new trainable
-    variables (Glorot weights, zero biases) and need no entry in `weights`;
-    all others are constants. end_points maps every layer name to its output.
-    The weights are checked against the table before any op is added.
-    """
-    weighted = [layer.name for layer in table if hasattr(layer, 'weight_shapes')]
-    for flag, names in (('train_layers', train_layers), ('skip_layers', skip_layers)):
-        unknown = sorted(set(names) - set(weighted))
-        if unknown:
-            raise GraftError('%s %s names %s; layers with weights: %s'
-                             % (network, flag, ', '.join(unknown), ', '.join(weighted)))
-    table = layers_up_to(network, table, last_layer)
-    input_shape = images.shape.as_list()[1:]
-    if len(input_shape) != 3 or None in input_shape:
-        raise GraftError('%s needs images [N, height, width, channels] of static size, got %s'
-                         % (network, images.shape))
-    _, shapes = layer_shapes(network, table, input_shape)
-    check_weights(network, weights, {name: shape for name, shape in shapes.items()
-                                     if name not in skip_layers})
-    end_points = {}
-    outputs = images
-    with tf1.variable_scope(scope, default_name=network):
-        for layer in table:
-            with tf1.variable_scope(layer.name):
-                if layer.name in shapes:
-                    outputs = layer.apply(outputs, *_layer_parameters(
-                        layer, shapes[layer.name], weights, train_layers, skip_layers))
-                elif isinstance(layer, Dropout):
-                    outputs = layer.apply(outputs, keep_prob)
-                else:
-                    outputs = layer.apply(outputs)
-            end_points[layer.name] = outputs
-    return outputs, end_points

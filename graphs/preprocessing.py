@@ -7,6 +7,8 @@ path would have produced.
 """
 import tensorflow as tf
 
+from tfgraft.records.decode import load_rgb
+
 
 def center_crop_square(image):
     shape = tf.shape(image)
@@ -31,3 +33,8 @@ def preprocess_image(image, card):
     if card.channel_mean:
         pixels = pixels - tf.constant(card.channel_mean, tf.float32)
     return pixels
+
+
+def load_preprocessed(path, card):
+    """Scalar string tensor holding an image file's path -> float32 [height, width, 3] for the card."""
+    return preprocess_image(load_rgb(path), card)

@@ -33,7 +33,7 @@ class GraphCard:
     # take batches.
     image_tensor: str = ''
     image_bottleneck_tensor: str = ''
-    # For .npy-built networks: the builder's name in graphs.factory.
+    # For .npy-built networks: the network's name in graphs/networks.py's table.
     network: str = ''
     # For converted Keras models: the backbone's layer names in Keras's own order
     # (index = Keras layer index), so fine_tune_at can count as Keras does.
@@ -124,7 +124,7 @@ KNOWN_CARDS = _known_cards()
 
 
 def register(card):
-    """Add a card (the .npy networks and Keras conversions register theirs)."""
+    """Add a card to the known ones (the .npy networks' cards below are added so)."""
     KNOWN_CARDS[card.name] = card
     return card
 
@@ -135,8 +135,8 @@ def get_card(name):
     return KNOWN_CARDS[name]
 
 
-# The .npy-built networks (graphs/alexnet.py, graphs/vgg16.py). The bottleneck
-# is the default layer; graphs/npy_backbone.py sets the one asked for.
+# The cards of the .npy-built networks (graphs/networks.py's table names them). The
+# bottleneck is the default layer; graphs/npy_backbone.py sets the one asked for.
 ALEXNET = register(GraphCard(
     name='alexnet', input_tensor='input:0', input_kind='image', input_size=(227, 227),
     input_range=(0.0, 255.0), bottleneck_tensor='relu7', bottleneck_size=4096,

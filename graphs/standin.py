@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfgraft.graphs import registry
+from tfgraft.records.atomic import atomic_write_bytes
 
 tf1 = tf.compat.v1
 
@@ -61,6 +62,5 @@ def build_inception_standin_graph_def(seed=0, num_classes=1008):
 
 
 def write_inception_standin(path, seed=0):
-    with open(path, 'wb') as handle:
-        handle.write(build_inception_standin_graph_def(seed).SerializeToString())
+    atomic_write_bytes(path, build_inception_standin_graph_def(seed).SerializeToString())
     return registry.INCEPTION_V3

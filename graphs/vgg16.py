@@ -8,12 +8,11 @@ conv1_1 ... conv5_3, fc6, fc7, fc8 to [weights, biases]; fc6 weights are
 [25088, 4096] (pool5 7x7x512 flattened). conv layers end in their ReLU;
 fc6/fc7 are linear and relu6 (the tutorial's 4096-d codes), relu7 their ReLUs.
 """
-from tfgraft.graphs.npy_weights import (
-    Conv, Dropout, FullyConnected, MaxPool, ReLU, build_network, fc8_width)
+from tfgraft.graphs.layers import Conv, Dropout, FullyConnected, MaxPool, ReLU, network_builder
 
 INPUT_SIZE = 224
 
-# Keras applications VGG16 layer names -> ours (tools/convert.py h5-to-npz).
+# Keras applications VGG16 layer names -> ours (graphs/keras_h5.py, for `tfgraft convert h5-to-npz`).
 KERAS_LAYER_NAMES = {
     'block1_conv1': 'conv1_1', 'block1_conv2': 'conv1_2',
     'block2_conv1': 'conv2_1', 'block2_conv2': 'conv2_2',
@@ -44,13 +43,6 @@ def layer_table(num_classes=1000, width_divisor=1):
     )
 
 
-def vgg16(images, weights, num_classes=None, keep_prob=1.0, train_layers=(), skip_layers=(),
-          last_layer=None, width_divisor=1, scope='vgg16'):
-    """images [N, 224, 224, 3] -> (last layer's output, end_points by layer name).
-
-    num_classes: fc8's width; by default as in `weights` (1000 for ImageNet).
-    Give it when fc8 is in skip_layers to learn new classes.
-    """
-    table = layer_table(fc8_width(weights, num_classes), width_divisor)
-    return build_network('vgg16', table, images, weights, keep_prob, train_layers,
-                         skip_layers, last_layer, scope)
+# images [N, 224, 224, 3] -> (last layer's output, end_points by layer name); see
+# graphs/layers.py network_builder for the arguments.
+vgg16 = network_builder('vgg16', layer_table)

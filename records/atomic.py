@@ -48,7 +48,7 @@ def atomic_write_bytes(path, data):
 
 
 def atomic_write_json(path, value, indent=2):
-    """indent=None for files only tfgraft reads: a fifth smaller, and written 4x faster."""
+    """indent=None for files only tfgraft reads: smaller and faster to write."""
     text = json.dumps(value, indent=indent, sort_keys=True, ensure_ascii=False) + '\n'
     atomic_write_bytes(path, text.encode('utf-8'))
 

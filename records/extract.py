@@ -22,11 +22,10 @@ from tensorflow.core.protobuf import rewriter_config_pb2
 
 from tfgraft.graphs.errors import GraftError
 from tfgraft.graphs.factory import describe
-from tfgraft.graphs.preprocessing import preprocess_image
+from tfgraft.graphs.preprocessing import load_preprocessed, preprocess_image
 from tfgraft.records import schema
 from tfgraft.records.atomic import atomic_write_json, read_json
 from tfgraft.records.cache import BottleneckCache, FileHashes
-from tfgraft.records.decode import load_rgb
 from tfgraft.records.image_check import (DEFAULT_MAX_PIXELS, SkipImage, fallback_decode,
                                           hash_and_inspect, too_many_pixels)
 from tfgraft.records.listing import list_images
@@ -69,7 +68,7 @@ def image_batches(indices, paths, card, batch_size, fallback=None):
     """
     @tf.autograph.experimental.do_not_convert    # plain graph code: nothing to convert
     def load(index, path):
-        return index, preprocess_image(load_rgb(path), card)
+        return index, load_preprocessed(path, card)
 
     @tf.autograph.experimental.do_not_convert
     def load_by_scikit_image(index, path):
@@ -83,12 +82,11 @@ def image_batches(indices, paths, card, batch_size, fallback=None):
         others = tf.data.Dataset.from_tensor_slices(fallback)
         dataset = dataset.concatenate(others.map(load_by_scikit_image))
     options = tf.data.Options()
-    # tf.data's own rewrites of the pipeline graph find nothing to fuse or parallelise
-    # here, and cost 20-30 ms each time an iterator starts.
+    # tf.data's own rewrites find nothing to fuse or parallelise here and cost time at
+    # every iterator start (benchmarks/README.md).
     options.experimental_optimization.apply_default_optimizations = False
     # Decoding on threads of its own, not on the session's inter-op threads that also
-    # schedule the backbone's ops: a cold 3000-image run took a median 3.54 s instead
-    # of 3.79 s, and varied less (benchmarks/README.md).
+    # schedule the backbone's ops: faster and steadier (benchmarks/README.md).
     options.threading.private_threadpool_size = usable_cores()
     return without_autotune(dataset.ignore_errors().batch(batch_size).prefetch(2).with_options(options))
 
@@ -97,12 +95,9 @@ def session_config():
     """The extraction session's settings: of Grappler's passes, only those that speed up
     a frozen graph's inference (constant folding, arithmetic simplification, and the
     fusion of convolution, bias and activation), run once. Every pass takes its time
-    before the first batch, and the others find nothing to do in these graphs. With
-    tf.data's rewrites off too, the session's first two runs (iterator start, first
-    batch) took 0.19-0.21 s instead of 0.25-0.31 s on MobileNet v1, and its batches
-    ran as fast (benchmarks/README.md). The TFG (MLIR) passes that run around them only
-    sort, re-infer shapes and tidy attributes here: without them those two runs took a
-    median 0.097 s instead of 0.126 s, with the same vectors to the bit.
+    before the first batch, and the others find nothing to do in these graphs. The TFG
+    (MLIR) passes only sort, re-infer shapes and tidy attributes here, so they are off
+    too; the vectors are the same to the bit (figures: benchmarks/README.md).
     """
     on, off = rewriter_config_pb2.RewriterConfig.ON, rewriter_config_pb2.RewriterConfig.OFF
     rewrite = rewriter_config_pb2.RewriterConfig(
@@ -216,9 +211,8 @@ def _session_optimised_meanwhile(backbone, batch_size, wanted):
     longer than building). On leaving, the session is closed once that is done.
 
     The graph is built here, before the files are checked, not on the thread: the
-    building is Python, and beside it the checks of 3000 files took 0.32-0.39 s
-    instead of the 0.16-0.18 s they take alone, each waiting for the other's turn
-    with the GIL (benchmarks/README.md).
+    building is Python, and beside it the checks would wait for the GIL
+    (benchmarks/README.md).
     """
     if not wanted:
         yield None
@@ -304,9 +298,8 @@ def _manifest(listing, usable, skipped, backbone, fingerprint):
 @contextlib.contextmanager
 def _existing_objects_frozen():
     """Leave the objects that exist when a run starts out of garbage collection until it
-    ends. TensorFlow's modules alone hold some 250,000 of them, and the run's own objects
-    (file entries, hashes, the fingerprint's lists) were enough to start a full
-    collection over them in about one cold 3000-image run in four: a 0.2 s pause.
+    ends: TensorFlow's modules alone hold some 250,000 of them, and the run's own
+    objects could start a full collection over them all (a pause; benchmarks/README.md).
     Objects made during the run are collected as usual."""
     if gc.get_freeze_count():      # a caller froze them already
         yield

@@ -134,10 +134,9 @@ def _examine(path, max_pixels, hashing):
 
 
 def _read_whole(fd, size):
-    """The bytes of an open file that fstat says holds `size`, with bare os calls: half
-    the time open().read() takes on a photo of some 20 KB, which counts when thousands
-    are hashed before extraction. One read when the size still holds; a file that grew
-    or shrank meanwhile is read to its end."""
+    """The bytes of an open file that fstat says holds `size`, with bare os calls (cheaper
+    than open().read(), which counts when thousands are hashed before extraction). One
+    read when the size still holds; a file that grew or shrank meanwhile is read to its end."""
     parts, total = [], 0
     while total != size:
         part = os.read(fd, size + 1)

@@ -1,12 +1,10 @@
 """The tf.data settings every tfgraft pipeline runs with.
 
 Parallelism is fixed at the number of usable cores and tf.data's autotuner is
-off. The autotuner's thread sleeps between rounds for a period that doubles
-from 10 ms up to 60 s, and a tf.compat.v1 session's close waits for that
-sleep to end: after an extraction of a few seconds the close took up to
-2.5 s, after ten seconds up to 10 s (benchmarks/README.md). Fixed settings
-cost nothing here: decoding is the only parallel stage and it has no better
-setting than one call a core.
+off: its thread sleeps between rounds for ever longer periods, and a
+tf.compat.v1 session's close waits for that sleep to end (figures:
+benchmarks/README.md). Fixed settings cost nothing here: decoding is the only
+parallel stage and it has no better setting than one call a core.
 """
 import os
 

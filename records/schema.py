@@ -16,8 +16,7 @@ SPLITS = ('train', 'validation', 'test')
 
 
 # make_example writes the protobuf wire format itself: the message is five fixed
-# features, and building it through the protobuf classes took 60 us an example
-# (0.14 s of a 3000-image run), ten times the cost of the encoding below.
+# features, and the protobuf classes cost ten times as much (benchmarks/README.md).
 
 @functools.lru_cache(maxsize=4096)     # tags and lengths repeat from one example to the next
 def _varint(value):

@@ -1,10 +1,13 @@
-"""Shared fixtures. Real assets come from $TFGRAFT_ASSETS or ../shared/assets.
+"""Shared fixtures and helpers. Real assets come from $TFGRAFT_ASSETS or ../shared/assets.
 
 In CI (CI=true) a test that needs them fails when they are missing; elsewhere
-it is skipped.
+it is skipped. Tests marked `slow` (registered in pyproject.toml) are left out
+by `python -m pytest tests -m "not slow"`, the quick local loop.
 """
+import json
 import os
 
+import numpy as np
 import pytest
 
 from tfgraft.tools.cli import configure_tensorflow
@@ -12,6 +15,7 @@ from tfgraft.tools.cli import configure_tensorflow
 configure_tensorflow()     # before TensorFlow is imported: the tests run what `tfgraft` runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SYNTHETIC_SIZE = 32      # bottleneck size of the synthetic records
 
 
 def pytest_configure(config):
@@ -67,3 +71,74 @@ def cats_dogs_model(tmp_path_factory, cats_dogs_records):
                  '--how_many_training_steps', '1000', '--eval_step_interval', '500'])
     assert code == 0
     return model_dir
+
+
+# ---------------------------------------------------------------- helpers
+
+def fake_graph(sha='a' * 64, name='fake_net'):
+    """A manifest's graph entry for records that no real graph made."""
+    from tfgraft.graphs.registry import GraphCard
+    card = GraphCard(name=name, input_tensor='input:0', input_kind='image', input_size=(8, 8),
+                     input_range=(-1.0, 1.0), bottleneck_tensor='pool:0',
+                     bottleneck_size=SYNTHETIC_SIZE)
+    return {'card': card.to_dict(), 'sha256': sha, 'path': '/nonexistent/%s.pb' % name, 'layer': None}
+
+
+def write_synthetic_records(folder, classes=('ants', 'bees', 'wasps'), counts=None,
+                            size=SYNTHETIC_SIZE, seed=0, graph=None, spread=1.0):
+    """A bottleneck dir of Gaussian clusters, one per class, with a manifest."""
+    import tensorflow as tf
+    from tfgraft.records import schema
+    counts = counts or {'train': 300, 'validation': 90, 'test': 60}
+    rng = np.random.RandomState(seed)
+    centres = rng.randn(len(classes), size).astype(np.float32) * 2
+    os.makedirs(folder, exist_ok=True)
+    manifest = {'schema_version': schema.SCHEMA_VERSION, 'bottleneck_size': size,
+                'classes': list(classes), 'graph': graph or fake_graph(), 'splits': {}}
+    for split, count in counts.items():
+        labels = np.arange(count) % len(classes)
+        vectors = centres[labels] + spread * rng.randn(count, size).astype(np.float32)
+        shards = []
+        if count:
+            shards = [schema.shard_name(split, 0, 1)]
+            with tf.io.TFRecordWriter(os.path.join(folder, shards[0])) as writer:
+                for index, (vector, label) in enumerate(zip(vectors, labels)):
+                    digest = '%064x' % (index + 1)
+                    writer.write(schema.make_example(vector, label, classes[label],
+                                                     '%s/%s_%d.jpg' % (classes[label], split, index), digest))
+        manifest['splits'][split] = {
+            'count': count, 'shards': shards,
+            'per_class': {c: int((labels == i).sum()) for i, c in enumerate(classes)}}
+    with open(os.path.join(folder, 'labels.txt'), 'w') as handle:
+        handle.write(''.join(c + '\n' for c in classes))
+    with open(os.path.join(folder, 'manifest.json'), 'w') as handle:
+        json.dump(manifest, handle)
+    return manifest
+
+
+def anonymized(graph_def):
+    """The same graph with every Const renamed c0, c1, ...: only structure is left."""
+    import tensorflow as tf
+    renames = {node.name: 'c%d' % i for i, node in enumerate(graph_def.node) if node.op == 'Const'}
+    result = tf.compat.v1.GraphDef()
+    result.CopyFrom(graph_def)
+    for node in result.node:
+        node.name = renames.get(node.name, node.name)
+        node.input[:] = [renames.get(name, name) for name in node.input]
+    return result
+
+
+def tfgraft(capsys, *argv):
+    """(exit code, stdout, stderr) of `tfgraft argv...`."""
+    from tfgraft.tools.cli import main
+    code = main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(code, err, *words):
+    assert code != 0
+    lines = [line for line in err.splitlines() if line.startswith('tfgraft: error:')]
+    assert len(lines) == 1, err
+    for word in words:
+        assert word in lines[0], lines[0]

@@ -24,6 +24,7 @@ def one_image_per_run(backbone, paths):
                                    for p in paths])
 
 
+@pytest.mark.slow
 def test_records_of_the_real_set(cats_dogs_records, cats_and_dogs):
     manifest = reader.read_manifest(cats_dogs_records)
     assert manifest['classes'] == ['cats', 'dogs']

@@ -20,7 +20,7 @@ import tensorflow as tf
 from tfgraft.engine.cluster import task_from_env
 from tfgraft.graphs.errors import GraftError
 from tfgraft.tools.cli import main
-from tfgraft.tools.evaluate import evaluate_model
+from tfgraft.engine.evaluation import evaluate_model
 
 STEPS = 3000
 WAIT = 900       # seconds any one process may take

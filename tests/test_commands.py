@@ -5,25 +5,10 @@ import os
 
 import pytest
 
-from test_engine import write_synthetic_records
+from conftest import fake_graph, one_line_error, tfgraft, write_synthetic_records
 from tfgraft.tools.cli import main
 
 ENGINE_COMMANDS = ('train', 'evaluate', 'predict', 'export', 'retrain')
-
-
-def tfgraft(capsys, *argv):
-    """(exit code, stdout, stderr) of `tfgraft argv...`."""
-    code = main([str(arg) for arg in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(code, err, *words):
-    assert code != 0
-    lines = [line for line in err.splitlines() if line.startswith('tfgraft: error:')]
-    assert len(lines) == 1, err
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 @pytest.fixture(scope='module')
@@ -114,7 +99,6 @@ def test_a_model_dir_of_other_classes_or_graph_is_refused(trained, tmp_path, cap
     for command in ('train', 'evaluate'):
         code, _, err = tfgraft(capsys, command, '--bottleneck_dir', other, '--model_dir', model_dir)
         one_line_error(code, err, 'classes', model_dir)
-    from test_engine import fake_graph
     regraphed = str(tmp_path / 'regraphed')
     write_synthetic_records(regraphed, graph=fake_graph('c' * 64, 'another_net'))
     code, _, err = tfgraft(capsys, 'evaluate', '--bottleneck_dir', regraphed, '--model_dir', model_dir)
@@ -174,6 +158,7 @@ def test_summaries_dir_gets_train_and_validation_events(trained, tmp_path, capsy
         assert [name for name in os.listdir(str(summaries / run)) if name.startswith('events.out')]
 
 
+@pytest.mark.slow
 def test_a_killed_training_run_leaves_a_loadable_checkpoint(trained, tmp_path, capsys):
     """SIGKILL at an arbitrary moment (maybe mid-save), then evaluate and resume."""
     import signal
@@ -209,3 +194,28 @@ def test_a_killed_training_run_leaves_a_loadable_checkpoint(trained, tmp_path, c
                          '--how_many_training_steps', saved_step + 100)
     assert code == 0
     assert tf.compat.v1.train.latest_checkpoint(model_dir).endswith('-%d' % (saved_step + 100))
+
+
+def test_one_vocabulary_across_commands(capsys):
+    """The same idea has the same flag and type in every command; old spellings still parse."""
+    import argparse
+    from tfgraft.tools import bottlenecks, finetune, retrain, train
+    parsers = {}
+    for name, module in (('bottlenecks', bottlenecks), ('train', train), ('finetune', finetune),
+                         ('retrain', retrain)):
+        parsers[name] = argparse.ArgumentParser()
+        module.add_arguments(parsers[name])
+    kinds = {}
+    for name, parser in parsers.items():
+        for action in parser._actions:
+            for option in action.option_strings:
+                kinds.setdefault(option, set()).add((action.dest, action.type))
+    for flag in ('--validation_percentage', '--train_batch_size', '--how_many_training_steps',
+                 '--learning_rate', '--image_dir', '--bottleneck_dir', '--seed'):
+        assert len(kinds[flag]) == 1, (flag, kinds[flag])
+    assert kinds['--validation_percentage'] == {('validation_percentage', float)}
+    old = parsers['finetune'].parse_args(['--batch_size', '8', '--validation_percentage', '12.5'])
+    assert old.train_batch_size == 8 and old.validation_percentage == 12.5
+    with pytest.raises(SystemExit):
+        main(['finetune', '--help'])
+    assert 'old spelling: --batch_size' in ' '.join(capsys.readouterr().out.split())

@@ -45,6 +45,7 @@ def records_by_path(out):
     return result
 
 
+@pytest.mark.slow
 def test_sigkill_at_many_moments_then_resume(photo_set, mobilenet_pb, tmp_path):
     reference = str(tmp_path / 'reference')
     started = time.time()

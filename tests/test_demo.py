@@ -2,9 +2,12 @@
 import os
 import re
 
+import pytest
+
 from tfgraft.tools import cli
 
 
+@pytest.mark.slow
 def test_demo_end_to_end(tmp_path, capsys):
     work_dir = str(tmp_path / 'demo')
     assert cli.main(['demo', '--work_dir', work_dir]) == 0

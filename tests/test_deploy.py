@@ -20,7 +20,7 @@ from tfgraft.engine.saved_model_export import choose_version
 from tfgraft.graphs.errors import GraftError
 from tfgraft.records import reader
 from tfgraft.tools.cli import main
-from tfgraft.tools.evaluate import evaluate_model
+from tfgraft.engine.evaluation import evaluate_model
 
 tf1 = tf.compat.v1
 CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'clients', 'label_image_client.py')
@@ -197,7 +197,7 @@ def test_saved_model_versions_count_up_and_never_overwrite(tmp_path):
 def test_label_image_client_runs_the_exported_graph_unchanged(exported, cats_dogs_model, validation,
                                                               capsys, tmp_path):
     """The command line export prints (and README shows), run by a label_image.py written here."""
-    from tfgraft.tools.predict import predict_images
+    from tfgraft.engine.prediction import predict_images
     paths, labels = validation
     images = paths[:3] + paths[-3:]                 # 3 cats, 3 dogs
     capsys.readouterr()

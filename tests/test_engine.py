@@ -1,6 +1,5 @@
 """The Estimator-style engine on small synthetic bottleneck records."""
 import glob
-import json
 import os
 
 import numpy as np
@@ -13,47 +12,10 @@ from tfgraft.engine.heads import model_fn
 from tfgraft.engine.inputs import arrays_input_fn, records_input_fn
 from tfgraft.engine.metrics import confusion_matrix, evaluation_report, per_class
 from tfgraft.graphs.errors import GraftError
-from tfgraft.graphs.registry import GraphCard
-from tfgraft.records import reader, schema
+from tfgraft.records import reader
+from conftest import SYNTHETIC_SIZE as SIZE, fake_graph, write_synthetic_records
 
 tf1 = tf.compat.v1
-SIZE = 32
-
-
-def fake_graph(sha='a' * 64, name='fake_net'):
-    card = GraphCard(name=name, input_tensor='input:0', input_kind='image', input_size=(8, 8),
-                     input_range=(-1.0, 1.0), bottleneck_tensor='pool:0', bottleneck_size=SIZE)
-    return {'card': card.to_dict(), 'sha256': sha, 'path': '/nonexistent/%s.pb' % name, 'layer': None}
-
-
-def write_synthetic_records(folder, classes=('ants', 'bees', 'wasps'), counts=None, size=SIZE,
-                            seed=0, graph=None, spread=1.0):
-    """A bottleneck dir of Gaussian clusters, one per class, with a manifest."""
-    counts = counts or {'train': 300, 'validation': 90, 'test': 60}
-    rng = np.random.RandomState(seed)
-    centres = rng.randn(len(classes), size).astype(np.float32) * 2
-    os.makedirs(folder, exist_ok=True)
-    manifest = {'schema_version': schema.SCHEMA_VERSION, 'bottleneck_size': size,
-                'classes': list(classes), 'graph': graph or fake_graph(), 'splits': {}}
-    for split, count in counts.items():
-        labels = np.arange(count) % len(classes)
-        vectors = centres[labels] + spread * rng.randn(count, size).astype(np.float32)
-        shards = []
-        if count:
-            shards = [schema.shard_name(split, 0, 1)]
-            with tf.io.TFRecordWriter(os.path.join(folder, shards[0])) as writer:
-                for index, (vector, label) in enumerate(zip(vectors, labels)):
-                    digest = '%064x' % (index + 1)
-                    writer.write(schema.make_example(vector, label, classes[label],
-                                                     '%s/%s_%d.jpg' % (classes[label], split, index), digest))
-        manifest['splits'][split] = {
-            'count': count, 'shards': shards,
-            'per_class': {c: int((labels == i).sum()) for i, c in enumerate(classes)}}
-    with open(os.path.join(folder, 'labels.txt'), 'w') as handle:
-        handle.write(''.join(c + '\n' for c in classes))
-    with open(os.path.join(folder, 'manifest.json'), 'w') as handle:
-        json.dump(manifest, handle)
-    return manifest
 
 
 @pytest.fixture(scope='module')

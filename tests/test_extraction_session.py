@@ -93,6 +93,7 @@ def test_write_bottlenecks_warms_up_only_when_a_file_is_new(mobilenet_backbone, 
     assert closed == sessions
 
 
+@pytest.mark.slow
 def test_pipelines_run_without_the_autotuner(cats_dogs_records, mobilenet_backbone, photos):
     batches = image_batches(np.arange(3), photos[:3], mobilenet_backbone.card, 2)
     assert batches.options().autotune.enabled is False

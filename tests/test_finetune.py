@@ -42,9 +42,9 @@ def two_stages(tmp_path_factory, cats_and_dogs, cats_dogs_records, mobilenet_pb)
     from tfgraft.engine.heads import model_fn as head_model_fn
     from tfgraft.engine.inputs import records_input_fn
     from tfgraft.engine.model_dir import read_params
-    from tfgraft.tools.finetune import stage_one
+    from tfgraft.engine.training import TrainingRun, head_settings, train_model
     model_dir = str(tmp_path_factory.mktemp('model'))
-    stage_one(cats_dogs_records, model_dir, seed=0)
+    train_model(head_settings(), cats_dogs_records, model_dir, TrainingRun(seed=0))
     stage_one_checkpoint = tf.compat.v1.train.latest_checkpoint(model_dir)
     stage_one_head = _checkpoint_values(stage_one_checkpoint, HEAD)
     on_records = Estimator(head_model_fn, model_dir, read_params(model_dir)).evaluate(
@@ -59,12 +59,13 @@ def two_stages(tmp_path_factory, cats_and_dogs, cats_dogs_records, mobilenet_pb)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(engine_finetune, 'warm_start', spied_warm_start)
         result = finetune(cats_and_dogs, model_dir, graph=mobilenet_pb, fine_tune_at=FINE_TUNE_AT,
-                          epochs=EPOCHS, batch_size=BATCH,
+                          epochs=EPOCHS, train_batch_size=BATCH,
                           augmentation=Augmentation(flip_left_right=True), seed=0)
     return model_dir, result, {'checkpoint': stage_one_checkpoint, 'head': stage_one_head,
                                'on_records': on_records, 'stage_two_head': stage_two_start}
 
 
+@pytest.mark.slow
 def test_stage_two_changes_only_layers_from_k(two_stages, mobilenet_backbone):
     model_dir, result, _ = two_stages
     layers = list_layers(mobilenet_backbone.graph_def, mobilenet_backbone.card)
@@ -88,6 +89,7 @@ def test_stage_two_changes_only_layers_from_k(two_stages, mobilenet_backbone):
     assert result['after']['global_step'] == 4000 + EPOCHS * (2000 // BATCH)
 
 
+@pytest.mark.slow
 def test_stage_two_starts_exactly_where_stage_one_ended(two_stages):
     """The head resumes bit-for-bit, and the images through the unfrozen network give
     what stage 1's records gave."""
@@ -102,6 +104,7 @@ def test_stage_two_starts_exactly_where_stage_one_ended(two_stages):
     assert before['loss'] == pytest.approx(on_records['loss'], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_stage_two_improves_validation_accuracy(two_stages):
     _, result, stage_one = two_stages
     before, after = result['before']['accuracy'], result['after']['accuracy']
@@ -111,6 +114,7 @@ def test_stage_two_improves_validation_accuracy(two_stages):
     assert after > before
 
 
+@pytest.mark.slow
 def test_curves_cover_both_stages(two_stages):
     from skimage import io
     from tfgraft.engine.curves import read_history
@@ -122,6 +126,7 @@ def test_curves_cover_both_stages(two_stages):
     assert image.ndim == 3 and (image != 255).any()
 
 
+@pytest.mark.slow
 def test_predict_and_export_read_fine_tuned_backbone(two_stages, cats_and_dogs, tmp_path):
     from tfgraft.engine.estimator import Estimator
     from tfgraft.engine.finetune import image_input_fn, model_fn, restored_backbone
@@ -165,12 +170,13 @@ def _saved(model_dir):
     return _saved_under(model_dir, 'alexnet/')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('train_layers', [['fc8'], ['fc7', 'fc8']])
 def test_npy_trains_exactly_train_layers(train_layers, alexnet_standin, tiny_photos, tmp_path):
     from tfgraft.graphs.npy_weights import load_weights
     model_dir = str(tmp_path / 'model')
-    result = finetune(tiny_photos, model_dir, backbone='alexnet', weights=alexnet_standin,
-                      train_layers=train_layers, epochs=2, batch_size=4, learning_rate=0.01,
+    result = finetune(tiny_photos, model_dir, network='alexnet', weights=alexnet_standin,
+                      train_layers=train_layers, epochs=2, train_batch_size=4, learning_rate=0.01,
                       augmentation=Augmentation(flip_left_right=True, rotation=0.1, random_crop=10,
                                                 random_scale=10, random_brightness=10))
     first = os.path.join(model_dir, 'model.ckpt-0')
@@ -194,13 +200,14 @@ def test_npy_trains_exactly_train_layers(train_layers, alexnet_standin, tiny_pho
     assert result['after']['global_step'] == 2 * 3
 
 
+@pytest.mark.slow
 def test_npy_restore_and_predict(alexnet_standin, tiny_photos, tmp_path):
     from tfgraft.engine.estimator import Estimator
     from tfgraft.engine.finetune import image_input_fn, model_fn
     from tfgraft.engine.model_dir import read_params
     model_dir = str(tmp_path / 'model')
-    finetune(tiny_photos, model_dir, backbone='alexnet', weights=alexnet_standin,
-             train_layers=['fc8'], epochs=1, batch_size=4)
+    finetune(tiny_photos, model_dir, network='alexnet', weights=alexnet_standin,
+             train_layers=['fc8'], epochs=1, train_batch_size=4)
     params = read_params(model_dir)
     from tfgraft.graphs.factory import load_described
     card = load_described(params['graph']).card
@@ -209,14 +216,49 @@ def test_npy_restore_and_predict(alexnet_standin, tiny_photos, tmp_path):
     rows = list(Estimator(model_fn, model_dir, params).predict(image_input_fn([path], [0], card, None, False)))
     assert len(rows) == 1 and rows[0]['probabilities'].shape == (2,)
     assert abs(rows[0]['probabilities'].sum() - 1) < 1e-5
-    from tfgraft.tools.predict import predict_images
+    from tfgraft.engine.prediction import predict_images
     _, predicted = predict_images(model_dir, [path])
     np.testing.assert_allclose(predicted[0][1], rows[0]['probabilities'], atol=1e-6)
 
 
+@pytest.mark.slow
+def test_npy_params_name_what_they_hold_and_old_files_still_load(alexnet_standin, tiny_photos,
+                                                                  tmp_path, capsys):
+    """A fine-tuned .npy model_dir has no grafted head and no bottleneck: params.json says so
+    (fine_tune.head_layer fc8), and `tfgraft train` refuses it in one line; one written
+    before, with 'head': 'fc8' and 'bottleneck_size': <classes>, still resumes and predicts."""
+    import json
+    from conftest import write_synthetic_records
+    from tfgraft.engine.prediction import predict_images
+    from tfgraft.tools.cli import main
+    model_dir = str(tmp_path / 'model')
+    finetune(tiny_photos, model_dir, network='alexnet', weights=alexnet_standin,
+             train_layers=['fc8'], epochs=1, train_batch_size=4)
+    params_path = os.path.join(model_dir, 'params.json')
+    params = json.load(open(params_path))
+    assert params['head'] is None and 'bottleneck_size' not in params
+    assert params['fine_tune']['head_layer'] == 'fc8' and params['fine_tune']['kind'] == 'npy'
+    records = str(tmp_path / 'records')
+    write_synthetic_records(records, classes=('cats', 'dogs'))
+    capsys.readouterr()
+    assert main(['train', '--bottleneck_dir', records, '--model_dir', model_dir]) == 2
+    assert 'whose own fc8 is the head' in capsys.readouterr().err
+    params.update(head='fc8', bottleneck_size=2)
+    del params['fine_tune']['head_layer']
+    with open(params_path, 'w') as handle:
+        json.dump(params, handle)
+    result = finetune(tiny_photos, model_dir, network='alexnet', weights=alexnet_standin,
+                      train_layers=['fc8'], epochs=1, train_batch_size=4)
+    assert result['after']['global_step'] == 2 * 3
+    folder = os.path.join(tiny_photos, 'validation', 'dogs')
+    _, predicted = predict_images(model_dir, [os.path.join(folder, sorted(os.listdir(folder))[0])])
+    assert predicted[0][1].shape == (2,) and abs(predicted[0][1].sum() - 1) < 1e-5
+
+
+@pytest.mark.slow
 def test_commands_predict_and_export_fine_tuned(two_stages, cats_and_dogs, tmp_path, capsys):
     from tfgraft.engine.export import export_frozen_graph
-    from tfgraft.tools.predict import predict_images
+    from tfgraft.engine.prediction import predict_images
     model_dir, _, _ = two_stages
     folder = os.path.join(cats_and_dogs, 'validation', 'cats')
     paths = [os.path.join(folder, name) for name in sorted(os.listdir(folder))[:2]]
@@ -237,7 +279,7 @@ def test_commands_predict_and_export_fine_tuned(two_stages, cats_and_dogs, tmp_p
 
 def test_saved_model_of_a_fine_tuned_model_predicts_as_predict(two_stages, cats_and_dogs, tmp_path):
     from tfgraft.engine.saved_model_export import export_saved_model
-    from tfgraft.tools.predict import predict_images
+    from tfgraft.engine.prediction import predict_images
     model_dir, _, _ = two_stages
     paths = [os.path.join(cats_and_dogs, 'validation', kind, '%s.%d.jpg' % (kind[:-1], 2000 + i))
              for kind in ('cats', 'dogs') for i in range(2)]
@@ -258,17 +300,18 @@ def test_list_layers_command(mobilenet_pb, capsys):
     assert lines[FINE_TUNE_AT].split()[:2] == [str(FINE_TUNE_AT), 'MobilenetV1/Conv2d_13_depthwise']
 
 
+@pytest.mark.slow
 def test_vgg16_fine_tunes_its_fc_layers(tiny_photos, tmp_path_factory, tmp_path):
     """The VGG16 tutorial's network through the same path: a new fc8, fc7 and fc8 trained,
     every convolution kept from the weight file; predict restores it."""
     from tfgraft.graphs.npy_standin import standin_weights
     from tfgraft.graphs.npy_weights import load_weights, save_weights
-    from tfgraft.tools.predict import predict_images
+    from tfgraft.engine.prediction import predict_images
     weights = save_weights(standin_weights('vgg16', width_divisor=16, num_classes=1000, seed=2),
                            str(tmp_path_factory.mktemp('vgg16') / 'vgg16.npz'))
     model_dir = str(tmp_path / 'model')
-    result = finetune(tiny_photos, model_dir, backbone='vgg16', weights=weights,
-                      train_layers=['fc7', 'fc8'], epochs=2, batch_size=4, learning_rate=0.01,
+    result = finetune(tiny_photos, model_dir, network='vgg16', weights=weights,
+                      train_layers=['fc7', 'fc8'], epochs=2, train_batch_size=4, learning_rate=0.01,
                       augmentation=Augmentation(flip_left_right=True))
     reader = tf.train.load_checkpoint(os.path.join(model_dir, 'model.ckpt-0'))
     start = {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()

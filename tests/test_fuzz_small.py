@@ -1,29 +1,20 @@
-"""A small seeded fuzz run (benchmarks/fuzz.py): mutated JPEGs, graphs and weight
+"""A small seeded fuzz run (tests/corpus/fuzz.py): mutated JPEGs, graphs and weight
 files are used or refused, never crash or hang, and no pickle payload runs."""
-import importlib.util
 import os
 import pickle
 
 import numpy as np
 import pytest
 
-FUZZ = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                    'benchmarks', 'fuzz.py')
-
-
-def load_fuzz():
-    spec = importlib.util.spec_from_file_location('tfgraft_fuzz', FUZZ)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from corpus import fuzz
 
 
 @pytest.fixture(scope='module')
 def fuzz_results(mobilenet_pb, cats_and_dogs, tmp_path_factory):
-    fuzz = load_fuzz()
     return fuzz.run_fuzz(seed=1, jpegs=30, pbs=15, npys=15, work=str(tmp_path_factory.mktemp('fuzz')))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('kind', ['jpeg', 'pb', 'npy'])
 def test_every_case_is_used_or_refused(fuzz_results, kind):
     counts = fuzz_results[kind]
@@ -32,6 +23,7 @@ def test_every_case_is_used_or_refused(fuzz_results, kind):
     assert counts['refused'] > 0  # the mutations do reach the checks
 
 
+@pytest.mark.slow
 def test_no_pickle_payload_ran(fuzz_results):
     assert fuzz_results['npy']['markers'] == []
 
@@ -41,7 +33,6 @@ def test_hostile_pickles_are_refused(tmp_path):
     from tfgraft.graphs.errors import GraftError
     from tfgraft.graphs.npy_standin import standin_weights
     from tfgraft.graphs.npy_weights import load_weights
-    fuzz = load_fuzz()
     source = str(tmp_path / 'source.npy')
     np.save(source, {layer: list(pair) for layer, pair in
                      standin_weights('alexnet', width_divisor=8).items()}, allow_pickle=True)
@@ -49,7 +40,7 @@ def test_hostile_pickles_are_refused(tmp_path):
         header = handle.read()[:fuzz.pickle_start(source)]
     marker = str(tmp_path / 'marker')
     for number, (function, argument) in enumerate(fuzz.payloads(marker)):
-        for held in (fuzz._Payload(function, argument), {'conv1': [fuzz._Payload(function, argument)]}):
+        for held in (fuzz.Payload(function, argument), {'conv1': [fuzz.Payload(function, argument)]}):
             path = str(tmp_path / ('payload_%d.npy' % number))
             with open(path, 'wb') as handle:
                 handle.write(header + pickle.dumps(held, protocol=4))
@@ -58,12 +49,12 @@ def test_hostile_pickles_are_refused(tmp_path):
     assert not os.path.exists(marker)
 
 
+@pytest.mark.slow
 def test_worker_reports_a_crash_and_restarts(tmp_path, mobilenet_pb, cats_and_dogs):
     """The harness itself: a worker killed by a signal is counted, the next case still runs."""
-    fuzz = load_fuzz()
     worker = fuzz.Worker(mobilenet_pb, '', str(tmp_path / 'log'))
     try:
-        worker._start()
+        worker.start()
         worker.process.kill()
         outcome, detail = worker.run({'kind': 'npy', 'path': str(tmp_path / 'none.npy')}, 30)
         assert outcome == 'crash' and 'signal' in detail

@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
+from tfgraft.engine.evaluation import evaluate_model
 from tfgraft.tools.cli import main
-from tfgraft.tools.evaluate import evaluate_model
 
 # head, steps, flags, least validation accuracy
 REFERENCES = {
@@ -20,6 +20,8 @@ REFERENCES = {
     'dnn': (1000, ['--hidden_units', '1024,512'], 0.88),
     'logit': (2000, [], 0.88),
 }
+
+pytestmark = pytest.mark.slow    # heads trained on the whole real set
 
 
 @pytest.fixture(scope='module')
@@ -76,7 +78,7 @@ print(json.dumps(rows))
 def test_predict_equals_the_exported_graph_run_without_tfgraft(cats_dogs_records, models,
                                                              tmp_path_factory, cats_and_dogs,
                                                              tmp_path, capsys):
-    from tfgraft.tools.predict import predict_images
+    from tfgraft.engine.prediction import predict_images
     model_dir = train_head(cats_dogs_records, models, tmp_path_factory, 'softmax')
     images = [os.path.join(cats_and_dogs, 'validation', kind, '%s.%d.jpg' % (kind[:-1], 2000 + i))
               for kind in ('cats', 'dogs') for i in range(5)]

@@ -21,7 +21,7 @@ from tfgraft.graphs.frozen import load_frozen_backbone
 from tfgraft.graphs.keras_convert import build_application, convert_keras_application
 from tfgraft.graphs.preprocessing import preprocess_image
 from tfgraft.graphs.unfreeze import list_layers, unfreeze
-from test_unfreeze import _anonymized
+from conftest import anonymized
 
 tf1 = tf.compat.v1
 
@@ -119,6 +119,7 @@ def assert_close(actual, expected, tolerance=1e-4):
     assert np.abs(actual - expected).max() <= tolerance * min(1.0, scale)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['mobilenet_v2', 'inception_v3', 'vgg16'])
 def test_converted_graph_gives_the_keras_bottleneck(request, photos, name):
     conversion = request.getfixturevalue(name)
@@ -161,7 +162,7 @@ def test_unfreeze_reads_keras_layers(mobilenet_v2, photos):
         for const, role in layer.params:
             if role != 'epsilon':
                 assert ROLE_OF_KERAS_WEIGHT[const.rsplit('/', 1)[1]] == role, const
-    structural = list_layers(_anonymized(backbone.graph_def), backbone.card)
+    structural = list_layers(anonymized(backbone.graph_def), backbone.card)
     roles = lambda layers: [[role for _, role in layer.params] for layer in layers]  # noqa: E731
     assert roles(structural) == roles(layers)
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import need_asset
 from tfgraft.graphs.frozen import sha256_file
 from tfgraft.tools.cli import main
-from tfgraft.tools.evaluate import evaluate_model
+from tfgraft.engine.evaluation import evaluate_model
 
 # name: (asset path, sha256, convert arguments, least validation accuracy)
 ROOTSTOCKS = {

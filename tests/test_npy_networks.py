@@ -49,6 +49,7 @@ def small_vgg_npy(tmp_path_factory, small_vgg_weights):
     return path
 
 
+@pytest.mark.slow
 def test_alexnet_full_size_end_points(alexnet_weights):
     graph = tf.Graph()
     with graph.as_default():
@@ -157,7 +158,7 @@ def test_load_npy_backbone_builds_and_runs(small_vgg_npy, small_vgg_weights):
 
 
 def test_backbone_layers_factory_and_description(small_vgg_npy):
-    backbone = factory.load_backbone(backbone='vgg16', weights=small_vgg_npy, layer='pool5')
+    backbone = factory.load_backbone(network='vgg16', weights=small_vgg_npy, layer='pool5')
     assert backbone.card.bottleneck_size == 7 * 7 * 64
     assert 'fc6' not in backbone.weights            # layers past pool5 are not kept
     again = factory.load_described(factory.describe(backbone))

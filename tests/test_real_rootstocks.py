@@ -66,7 +66,7 @@ def test_a_card_that_disagrees_with_the_graph_is_refused():
     """Today's corruption: the 0.50/160 graph under the 1.0/160 card (1024-d)."""
     path = checked_release('0.50_160')
     with pytest.raises(GraftError, match=r'says bottleneck_size 1024, but .* gives 512'):
-        load_backbone(graph=path, backbone='mobilenet_v1_1.0_160')
+        load_backbone(graph=path, network='mobilenet_v1_1.0_160')
 
 
 def test_a_sidecar_card_that_disagrees_is_refused(tmp_path):

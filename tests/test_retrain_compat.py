@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from test_commands import one_line_error, tfgraft
+from conftest import one_line_error, tfgraft
 from tfgraft.graphs.errors import GraftError
 from tfgraft.records.listing import hash_split, list_images
 

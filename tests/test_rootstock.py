@@ -12,7 +12,8 @@ import skimage.io
 import skimage.transform
 import tensorflow as tf
 
-from tfgraft.engine import demo_data, rootstock
+from tfgraft.graphs import rootstock
+from tfgraft.records import demo_images as demo_data
 from tfgraft.graphs.frozen import load_frozen_backbone, load_graph_def, sha256_file
 from tfgraft.graphs.preprocessing import preprocess_image
 from tfgraft.graphs.safety import ALLOWED_OPS

@@ -14,7 +14,7 @@ from tfgraft.engine.inputs import records_input_fn
 from tfgraft.engine.streaming import split_megabytes, stream_training_input_fn
 from tfgraft.records import reader
 from tfgraft.tools.cli import main
-from tfgraft.tools.evaluate import evaluate_model
+from tfgraft.engine.evaluation import evaluate_model
 
 from test_engine import write_synthetic_records
 

@@ -17,6 +17,8 @@ from tfgraft.graphs.unfreeze import (
     FIXED_ROLES, TRAINABLE_SCOPE, UnfrozenBackbone, checkpoint_values, first_tuned_layer,
     fold_to_frozen, list_layers, trained_values, unfreeze)
 
+from conftest import anonymized
+
 tf1 = tf.compat.v1
 
 MOBILENET_LAYERS = ['MobilenetV1/Conv2d_0'] + ['MobilenetV1/Conv2d_%d_%s' % (block, kind)
@@ -51,17 +53,6 @@ def photos(mobilenet, cats_and_dogs):
     return np.stack([preprocess_image(image, mobilenet.card).numpy() for image in decoded])
 
 
-def _anonymized(graph_def):
-    """The same graph with every Const renamed c0, c1, ...: only structure is left."""
-    renames = {node.name: 'c%d' % i for i, node in enumerate(graph_def.node) if node.op == 'Const'}
-    result = tf1.GraphDef()
-    result.CopyFrom(graph_def)
-    for node in result.node:
-        node.name = renames.get(node.name, node.name)
-        node.input[:] = [renames.get(name, name) for name in node.input]
-    return result
-
-
 def test_mobilenet_layers_follow_the_network_table(mobilenet):
     layers = list_layers(mobilenet.graph_def, mobilenet.card)
     assert [layer.name for layer in layers] == MOBILENET_LAYERS
@@ -77,7 +68,7 @@ def test_mobilenet_layers_follow_the_network_table(mobilenet):
 
 def test_batch_norm_roles_come_from_structure_without_names(mobilenet):
     named = list_layers(mobilenet.graph_def, mobilenet.card)
-    anonymous = list_layers(_anonymized(mobilenet.graph_def), mobilenet.card)
+    anonymous = list_layers(anonymized(mobilenet.graph_def), mobilenet.card)
     roles = lambda layers: [[role for _, role in layer.params] for layer in layers]  # noqa: E731
     assert roles(anonymous) == roles(named)
 
@@ -149,6 +140,7 @@ for name, config in (('exact', tf.compat.v1.ConfigProto(graph_options=tf.compat.
 '''
 
 
+@pytest.mark.slow
 def test_training_moves_only_tuned_layers_and_folds_back(mobilenet, photos, tmp_path):
     rng = np.random.RandomState(0)
     with tf.Graph().as_default():

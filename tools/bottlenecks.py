@@ -20,52 +20,14 @@ With --runner the backbone runs in an Apache Beam pipeline (pip install 'tfgraft
 every option after the tfgraft flags that tfgraft does not know is a Beam pipeline
 option (--flink_master=..., --project=..., ...). Same records, same cache.
 """
+from tfgraft.tools import flags
+
 HELP = 'images -> bottleneck TFRecord files (cached, resumable; on Apache Beam with --runner)'
 # Options tfgraft does not know are left for Beam (tools/cli.py hands them to run as
 # args.extra_args); without --runner they are an error.
 PASSES_UNKNOWN_ARGS = True
 BEAM_RUNNERS = ('DirectRunner', 'PrismRunner', 'FlinkRunner', 'SparkRunner', 'DataflowRunner',
                 'PortableRunner')
-
-
-def add_backbone_arguments(parser):
-    group = parser.add_argument_group('backbone')
-    group.add_argument('--graph', help='frozen GraphDef (.pb) to use as the backbone')
-    group.add_argument('--backbone', help='backbone name: alexnet or vgg16 (with --weights), '
-                       'or a known frozen graph\'s card name (with --graph)')
-    group.add_argument('--weights', help='.npy or .npz weight file for --backbone alexnet|vgg16')
-    group.add_argument('--layer', help='bottleneck layer of an .npy-built backbone (e.g. relu6)')
-    group.add_argument('--input_tensor', help='for an unknown graph: the float image input tensor')
-    group.add_argument('--bottleneck_tensor', help='for an unknown graph: the bottleneck tensor')
-    group.add_argument('--input_size', type=int, help='for an unknown graph: input height = width')
-    group.add_argument('--input_range', type=float, nargs=2, metavar=('LOW', 'HIGH'),
-                       help='for an unknown graph: values of pixels 0 and 255 (default -1 1)')
-    group.add_argument('--allow_op', action='append', default=[], metavar='OP',
-                       help='allow one more op type in the graph (repeatable; it runs!)')
-
-
-def backbone_from_args(args):
-    from tfgraft.graphs.factory import load_backbone
-    return load_backbone(graph=args.graph, backbone=args.backbone, weights=args.weights,
-                         layer=args.layer, allow_ops=args.allow_op,
-                         input_tensor=args.input_tensor, bottleneck_tensor=args.bottleneck_tensor,
-                         input_size=args.input_size, input_range=args.input_range)
-
-
-def add_split_arguments(parser):
-    parser.add_argument('--validation_percentage', type=float, default=10,
-                        help='percent of images for validation when the folder has no '
-                             'split subfolders (default 10)')
-    parser.add_argument('--testing_percentage', type=float, default=10,
-                        help='percent of images for test (default 10)')
-    parser.add_argument('--split_rule', choices=('file_name', 'retrain_py'), default='file_name',
-                        help='file_name (default): sha1 of the file name, the same wherever the '
-                             'folder lives; retrain_py: sha1 of <image_dir as typed>/<class>/<file>, '
-                             'retrain.py\'s split exactly (same test images)')
-    parser.add_argument('--max_pixels', type=int, default=None,
-                        help='refuse images whose header declares more pixels (default 90 MP)')
-    parser.add_argument('--skip_empty_classes', action='store_true',
-                        help='leave out class folders with no images instead of stopping')
 
 
 def add_arguments(parser):
@@ -76,8 +38,8 @@ def add_arguments(parser):
     parser.add_argument('--runner', choices=BEAM_RUNNERS,
                         help='run the backbone as an Apache Beam pipeline on this runner; '
                              'further Beam options may follow (default: in this process)')
-    add_split_arguments(parser)
-    add_backbone_arguments(parser)
+    flags.add_split_arguments(parser)
+    flags.add_backbone_arguments(parser)
 
 
 def _beam_writer():
@@ -92,6 +54,7 @@ def _beam_writer():
 
 def run(args):
     from tfgraft.graphs.errors import GraftError
+    from tfgraft.graphs.factory import load_backbone
     from tfgraft.records.extract import write_bottlenecks
     if args.batch_size < 1:
         raise GraftError('--batch_size must be at least 1')
@@ -100,10 +63,8 @@ def run(args):
         raise GraftError('unrecognized arguments: %s (Beam pipeline options need --runner)'
                          % ' '.join(extra))
     write_on_beam = _beam_writer() if args.runner else None
-    backbone = backbone_from_args(args)
-    common = dict(batch_size=args.batch_size, validation_percentage=args.validation_percentage,
-                  testing_percentage=args.testing_percentage, max_pixels=args.max_pixels,
-                  skip_empty_classes=args.skip_empty_classes, split_rule=args.split_rule)
+    backbone = load_backbone(**flags.backbone_settings(args))
+    common = dict(batch_size=args.batch_size, **flags.listing_settings(args))
     if write_on_beam:
         write_on_beam(args.image_dir, backbone, args.bottleneck_dir, args.runner, extra,
                       allow_ops=args.allow_op, **common)

@@ -1,8 +1,9 @@
 """`tfgraft <command>`: one console script over the tools/ modules.
 
 Each tools/<command>.py module has a docstring (its description), HELP (one
-line), add_arguments(parser) and run(args) -> exit code, and imports
-TensorFlow only inside run() so that --help is instant.
+line), add_arguments(parser) and run(args) -> exit code: flags (shared ones
+from tools/flags.py) -> one library call -> print. TensorFlow is imported
+only inside run() so that --help is instant.
 """
 import argparse
 import importlib

@@ -33,6 +33,8 @@ in by layer name. The backbone ends at the pooled output before the user's head
 lists the backbone's layers in Keras's order: `tfgraft finetune --fine_tune_at K`
 then means Keras layer K, as in base_model.layers[K:].
 """
+from tfgraft.tools import flags
+
 HELP = ('Keras .h5 -> .npz weights; .npy network -> frozen .pb; Keras application, Keras model '
         'file or SqueezeNet weights -> .pb')
 
@@ -45,7 +47,7 @@ def add_arguments(parser):
     h5_to_npz.add_argument('--output_weights', required=True, help='the .npz file to write')
 
     npy_to_pb = modes.add_parser('npy-to-pb', help='.npy/.npz network -> frozen GraphDef + card')
-    npy_to_pb.add_argument('--backbone', required=True, choices=('alexnet', 'vgg16'))
+    npy_to_pb.add_argument('--backbone', required=True, choices=flags.NPY_NETWORKS)
     npy_to_pb.add_argument('--weights', required=True, help='.npy or .npz weight file')
     npy_to_pb.add_argument('--layer', help='output layer (default: relu7 for alexnet, '
                                            'relu6 for vgg16)')
@@ -72,62 +74,8 @@ def add_arguments(parser):
     squeeze.add_argument('--output_graph', required=True, help='the .pb file to write')
 
 
-def _keras_layer_arrays(handle):
-    """{our layer name: [arrays]} from every dataset under a Keras VGG16 layer name."""
-    import h5py
-    import numpy as np
-    from tfgraft.graphs.vgg16 import KERAS_LAYER_NAMES
-    arrays = {}
-
-    def visit(name, item):
-        parts = name.split('/')
-        if not isinstance(item, h5py.Dataset) or parts[0].startswith('optimizer'):
-            return
-        keras_layer = next((part for part in parts if part in KERAS_LAYER_NAMES), None)
-        if keras_layer:
-            arrays.setdefault(KERAS_LAYER_NAMES[keras_layer], []).append(
-                np.asarray(item[()], np.float32))
-
-    handle.visititems(visit)
-    return arrays
-
-
-def vgg16_weights_from_h5(path):
-    """The vgg16 weight dict {conv1_1: (weights, biases), ...} of a Keras VGG16 .h5 file."""
-    import h5py
-    from tfgraft.graphs import vgg16
-    from tfgraft.graphs.errors import GraftError
-    from tfgraft.graphs.npy_backbone import width_divisor_of
-    from tfgraft.graphs.npy_weights import check_weights, layer_shapes, layers_up_to
-    try:
-        handle = h5py.File(path, 'r')
-    except OSError as error:
-        raise GraftError('%s is not an HDF5 (.h5) file: %s' % (path, error)) from None
-    with handle:
-        arrays = _keras_layer_arrays(handle)
-        numbered = 'layers' in handle
-    if not arrays:
-        hint = ('; it numbers its layers (a Keras 3 .weights.h5): save the model with '
-                "model.save('model.h5') instead" if numbered else '')
-        raise GraftError('%s holds no Keras VGG16 layers (block1_conv1 ...)%s' % (path, hint))
-    weights = {}
-    for layer, found in arrays.items():
-        kernels = [array for array in found if array.ndim >= 2]
-        biases = [array for array in found if array.ndim == 1]
-        if len(kernels) != 1 or len(biases) != 1:
-            raise GraftError('%s: layer %s holds %d arrays, expected a kernel and a bias'
-                             % (path, layer, len(found)))
-        weights[layer] = (kernels[0], biases[0])
-    # Check against VGG16 (at the width the file has) up to what the file holds.
-    num_classes = weights['fc8'][1].shape[0] if 'fc8' in weights else 1000
-    table = vgg16.layer_table(num_classes, width_divisor_of('vgg16', weights))
-    table = layers_up_to('vgg16', table, 'fc8' if 'fc6' in weights else 'pool5')
-    _, shapes = layer_shapes('vgg16', table, (vgg16.INPUT_SIZE, vgg16.INPUT_SIZE, 3))
-    check_weights('vgg16', weights, shapes)
-    return weights
-
-
 def _h5_to_npz(args):
+    from tfgraft.graphs.keras_h5 import vgg16_weights_from_h5
     from tfgraft.graphs.npy_weights import save_weights
     weights = vgg16_weights_from_h5(args.h5)
     save_weights(weights, args.output_weights)

@@ -24,20 +24,11 @@ examples:
   tfgraft export --model_dir /tmp/model --format saved_model,tflite \\
       --saved_model_dir /tmp/serving/flowers --output_tflite /tmp/flowers.tflite
 """
+from tfgraft.tools import flags
+
 HELP = 'a frozen graph, a SavedModel and/or a .tflite file, with a labels file'
 
 FORMATS = ('frozen', 'saved_model', 'tflite')
-
-
-def add_export_arguments(parser, defaults=False):
-    parser.add_argument('--output_graph', default='/tmp/output_graph.pb' if defaults else None,
-                        help='where the frozen graph goes' + (' (default %(default)s)' if defaults
-                                                              else ' (needed by --format frozen)'))
-    parser.add_argument('--output_labels', default='/tmp/output_labels.txt' if defaults else None,
-                        help='where the labels file goes, one class a line'
-                        + (' (default %(default)s)' if defaults else ''))
-    parser.add_argument('--final_tensor_name', default='final_result',
-                        help='name of the output op (default final_result)')
 
 
 def format_list(text):
@@ -64,7 +55,7 @@ def add_format_arguments(parser):
 
 def add_arguments(parser):
     parser.add_argument('--model_dir', required=True, help='a model_dir from `tfgraft train`')
-    add_export_arguments(parser)
+    flags.add_export_arguments(parser)
     add_format_arguments(parser)
 
 
@@ -90,48 +81,21 @@ def check_outputs(formats, args):
             raise GraftError('--format %s needs --%s' % (name, needs[name]))
 
 
-def export_model(model_dir, args):
-    import os
+def export_settings(args):
+    """engine.deploy.export_formats' keywords from the export flags (checked)."""
     formats = chosen_formats(args)
     check_outputs(formats, args)
-    saved_model = None
-    if 'frozen' in formats:
-        from tfgraft.engine.client_inputs import label_image_command
-        from tfgraft.engine.export import export_frozen_graph, sidecar_path
-        from tfgraft.graphs.registry import GraphCard
-        description = export_frozen_graph(model_dir, args.output_graph, args.output_labels,
-                                          args.final_tensor_name)
-        print('wrote %s (%s) and %s' % (args.output_graph, sidecar_path(args.output_graph),
-                                        args.output_labels or 'no labels file'))
-        command = label_image_command(GraphCard.from_dict(description['graph']['card']),
-                                      args.output_graph, args.output_labels or 'LABELS.txt',
-                                      output_layer=args.final_tensor_name)
-        if command:
-            print('label_image.py reads it: %s' % command)
-    elif args.output_labels:
-        from tfgraft.engine import model_dir as model_dirs
-        from tfgraft.engine.export import write_labels
-        write_labels(args.output_labels, model_dirs.read_params(model_dir)['classes'])
-    if 'saved_model' in formats:
-        from tfgraft.engine.saved_model_export import export_saved_model
-        saved_model = export_saved_model(model_dir, args.saved_model_dir,
-                                         getattr(args, 'saved_model_version', None),
-                                         final_tensor_name=args.final_tensor_name)
-        print('wrote SavedModel %s (signatures serving_default: image bytes, serving_images: '
-              'float images)' % saved_model)
-    if 'tflite' in formats:
-        from tfgraft.engine.tflite_export import export_tflite, tflite_sidecar_path
-        quantize = getattr(args, 'tflite_quantize', False)
-        print('converting to TFLite with tf.lite.TFLiteConverter (%s weights)...'
-              % ('8-bit' if quantize else 'float'), flush=True)
-        export_tflite(model_dir, args.output_tflite, quantize, saved_model, args.output_labels)
-        print('wrote %s (%s weights, %d bytes) and %s' % (
-            args.output_tflite, '8-bit' if quantize else 'float', os.path.getsize(args.output_tflite),
-            tflite_sidecar_path(args.output_tflite)))
+    return dict(formats=formats, output_graph=args.output_graph, output_labels=args.output_labels,
+                final_tensor_name=args.final_tensor_name,
+                saved_model_dir=getattr(args, 'saved_model_dir', None),
+                saved_model_version=getattr(args, 'saved_model_version', None),
+                output_tflite=getattr(args, 'output_tflite', None),
+                tflite_quantize=getattr(args, 'tflite_quantize', False))
 
 
 def run(args):
-    export_model(args.model_dir, args)
+    from tfgraft.engine.deploy import export_formats
+    export_formats(args.model_dir, **export_settings(args))
     return 0
 
 

@@ -10,7 +10,8 @@ examples:
 """
 HELP = 'write a random-weight stand-in with a real network\'s names and shapes'
 
-KINDS = ('inception_v3', 'alexnet', 'vgg16')
+# graphs.networks.standin_networks(), checked by tests/test_layers.py (it imports TensorFlow)
+KINDS = ('alexnet', 'vgg16', 'inception_v3')
 
 
 def add_arguments(parser):
@@ -21,28 +22,12 @@ def add_arguments(parser):
                         help='alexnet, vgg16: narrow every layer by this factor (default 1)')
 
 
-def write_npy_standin(network, path, seed, width_divisor):
-    """The real files' format: a pickled {layer: [weights, biases]} dict (.npz if so named)."""
-    import numpy as np
-    from tfgraft.graphs.npy_standin import standin_weights
-    from tfgraft.graphs.npy_weights import save_weights
-    weights = standin_weights(network, width_divisor=width_divisor, seed=seed)
-    if path.endswith('.npz'):
-        save_weights(weights, path)
-    else:
-        with open(path, 'wb') as handle:
-            np.save(handle, {name: list(pair) for name, pair in weights.items()}, allow_pickle=True)
-
-
 def run(args):
     from tfgraft.graphs.errors import GraftError
-    from tfgraft.graphs.standin import write_inception_standin
+    from tfgraft.graphs.networks import NETWORKS
     if args.width_divisor < 1:
         raise GraftError('--width_divisor must be at least 1')
-    if args.kind == 'inception_v3':
-        write_inception_standin(args.output, args.seed)
-    else:
-        write_npy_standin(args.kind, args.output, args.seed, args.width_divisor)
+    NETWORKS[args.kind].standin(args.output, args.seed, args.width_divisor)
     print('wrote %s stand-in to %s' % (args.kind, args.output))
     return 0
 

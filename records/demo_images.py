@@ -9,10 +9,12 @@ Two sets, both from files bundled in the scikit-image wheel (no pooch fetch):
 """
 import os
 
+import imageio.v3 as imageio
 import numpy as np
 import skimage.data
-import skimage.io
 import skimage.transform
+
+from tfgraft.records.atomic import atomic_write
 
 # Photos bundled with scikit-image; each is one class of patches.
 TEXTURE_SOURCES = ('brick', 'grass', 'gravel', 'moon', 'camera', 'coins', 'cell', 'text',
@@ -99,5 +101,6 @@ def write_demo_images(out_dir):
                                          preserve_range=True, anti_aliasing=False)
         class_name = DEMO_CLASSES[label]
         path = os.path.join(image_dir, class_name, '%s_%03d.png' % (class_name, index))
-        skimage.io.imsave(path, np.round(large).astype(np.uint8), check_contrast=False)
+        pixels = np.round(large).astype(np.uint8)
+        atomic_write(path, lambda handle: imageio.imwrite(handle, pixels, extension='.png'))
     return image_dir

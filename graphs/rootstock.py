@@ -1,7 +1,7 @@
 """The rootstock: a small network tfgraft trains itself, so `tfgraft demo` needs no download.
 
 A few conv + ReLU + max-pool layers learn to tell which bundled photo a patch
-was cut from (engine/demo_data.py); the global average of the last conv layer
+was cut from (engine/demo_images.py); the global average of the last conv layer
 is the bottleneck. Training runs in one tf.compat.v1 session on variables;
 freezing builds the same layer table again on constants named after the
 layers, so the .pb holds only Placeholder, Const and math ops and loads
@@ -13,10 +13,10 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tfgraft.engine import demo_data
 from tfgraft.graphs import registry
 from tfgraft.graphs.frozen import write_card_file
 from tfgraft.graphs.safety import check_graph_ops
+from tfgraft.records import demo_images
 from tfgraft.records.atomic import atomic_write_bytes
 from tfgraft.records.progress import progress_bar
 
@@ -154,7 +154,7 @@ def frozen_graph_def(params):
 def build_rootstock(output_pb, seed=0, steps=DEFAULT_STEPS, progress=True):
     """Train the rootstock, freeze it to output_pb with its sidecar card; returns the card."""
     started = time.time()
-    patches, labels, class_names = demo_data.texture_patches(
+    patches, labels, class_names = demo_images.texture_patches(
         INPUT_SIZE + CROP_MARGIN, seed=seed)
     if progress:
         print('Training the rootstock network on %d patches of %d bundled photos'
