@@ -130,24 +130,8 @@ def signal_done(task, server):
 def _bounded_steps(estimator, inputs, global_step, last_step):
     """Up to STEPS_PER_RUN training steps in one run, stopping as soon as the shared
     global step reaches last_step (other workers move it too)."""
-    from tfgraft.engine.estimator import ModeKeys
-    names = []
-
-    def one_step(index, _):
-        spec, _ = estimator.call_model_fn(inputs, ModeKeys.TRAIN)
-        names[:] = sorted(spec.train_scalars)
-        with tf.control_dependencies([spec.train_op]):
-            values = tf.stack([tf.cast(spec.train_scalars[n], tf.float32) for n in names])
-        return index + 1, values
-
-    _, values = tf1.while_loop(
-        lambda index, _: tf.logical_and(index < STEPS_PER_RUN, global_step.read_value() < last_step),
-        one_step, [tf.constant(0, tf.int64), tf.zeros([0])],
-        shape_invariants=[tf.TensorShape([]), tf.TensorShape([None])],
-        parallel_iterations=1, name='train_steps')
-    with tf.control_dependencies([values]):
-        step_after = global_step.read_value()
-    return step_after, names, values
+    return estimator.train_steps(inputs, global_step, lambda index: tf.logical_and(
+        index < STEPS_PER_RUN, global_step.read_value() < last_step))
 
 
 def train(estimator, input_fn, max_steps, task, server, progress=None):

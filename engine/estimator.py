@@ -102,6 +102,12 @@ class Estimator:
         count = last_step - start
         for interval in intervals:
             count = tf.minimum(count, interval - start % interval)
+        return self.train_steps(inputs, global_step, lambda index: index < count)
+
+    def train_steps(self, inputs, global_step, keep_going):
+        """Training steps in one session run while keep_going(index) holds (index: the
+        steps this run has taken). Returns (global step after, [scalar names], stacked
+        scalars of the last step)."""
         names = []
 
         def one_step(index, _):
@@ -112,7 +118,7 @@ class Estimator:
             return index + 1, values
 
         _, values = tf1.while_loop(
-            lambda index, _: index < count, one_step,
+            lambda index, _: keep_going(index), one_step,
             [tf.constant(0, tf.int64), tf.zeros([0])],
             shape_invariants=[tf.TensorShape([]), tf.TensorShape([None])],
             parallel_iterations=1, name='train_steps')
@@ -188,7 +194,7 @@ class Estimator:
                     validation_writer.close()
         return reported
 
-    def _restored_session(self, checkpoint, hooks):
+    def restored_session(self, checkpoint, hooks):
         creator = tf1.train.ChiefSessionCreator(checkpoint_filename_with_path=checkpoint)
         return tf1.train.MonitoredSession(session_creator=creator, hooks=hooks)
 
@@ -201,7 +207,7 @@ class Estimator:
             spec, labels = self.call_model_fn(inputs, ModeKeys.EVAL)
             count = tf.shape(labels)[0]
             totals, seen = collections.Counter(), 0
-            with self._restored_session(checkpoint, inputs.hooks) as session:
+            with self.restored_session(checkpoint, inputs.hooks) as session:
                 for _ in range(inputs.batches):
                     measured, batch_count = session.run([spec.eval_metrics, count])
                     for name, value in measured.items():
@@ -221,7 +227,7 @@ class Estimator:
             features, _ = inputs.next_batch()
             with tf1.variable_scope(tf1.get_variable_scope(), reuse=tf1.AUTO_REUSE):
                 spec = self.model_fn(features, None, ModeKeys.PREDICT, self.params)
-            with self._restored_session(checkpoint, inputs.hooks) as session:
+            with self.restored_session(checkpoint, inputs.hooks) as session:
                 for _ in range(inputs.batches):
                     batch = session.run(spec.predictions)
                     for index in range(len(next(iter(batch.values())))):

@@ -26,8 +26,16 @@ def evaluation_report(labels, probabilities, classes, image_paths, split):
     """The JSON the evaluate command writes."""
     labels = np.asarray(labels, np.int64)
     predicted = np.argmax(probabilities, axis=1)
-    matrix = confusion_matrix(labels, predicted, len(classes))
     wrong = np.flatnonzero(predicted != labels)
+    return report_of(labels, predicted, classes, split, [
+        {'image_path': image_paths[i], 'true': classes[labels[i]],
+         'predicted': classes[predicted[i]], 'score': float(probabilities[i][predicted[i]])}
+        for i in wrong])
+
+
+def report_of(labels, predicted, classes, split, misclassified):
+    """The report's figures from every record's true and predicted label."""
+    matrix = confusion_matrix(labels, predicted, len(classes))
     return {
         'split': split,
         'count': int(len(labels)),
@@ -35,7 +43,5 @@ def evaluation_report(labels, probabilities, classes, image_paths, split):
         'classes': list(classes),
         'per_class': per_class(matrix, classes),
         'confusion_matrix': matrix.tolist(),
-        'misclassified': [{'image_path': image_paths[i], 'true': classes[labels[i]],
-                           'predicted': classes[predicted[i]],
-                           'score': float(probabilities[i][predicted[i]])} for i in wrong],
+        'misclassified': misclassified,
     }

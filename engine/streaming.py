@@ -144,7 +144,7 @@ def stream_evaluation_report(estimator, bottleneck_dir, split, manifest, checkpo
     its label, predicted class and score are kept (and the path of a misclassified one)."""
     import numpy as np
     from tfgraft.engine.estimator import ModeKeys
-    from tfgraft.engine.metrics import confusion_matrix, per_class
+    from tfgraft.engine.metrics import report_of
     files = reader.split_files(bottleneck_dir, split, manifest)
     spec = schema.feature_spec(manifest['bottleneck_size'])
     wanted = {name: spec[name] for name in ('bottleneck', 'label', 'image_path')}
@@ -164,7 +164,7 @@ def stream_evaluation_report(estimator, bottleneck_dir, split, manifest, checkpo
         top = tf.argmax(probabilities, axis=1)
         score = tf.reduce_max(probabilities, axis=1)
         try:
-            with estimator._restored_session(checkpoint, []) as session:
+            with estimator.restored_session(checkpoint, []) as session:
                 for _ in range(-(-count // batch_size)):
                     truth, guess, best, paths = session.run([batch['label'], top, score,
                                                              batch['image_path']])
@@ -179,13 +179,4 @@ def stream_evaluation_report(estimator, bottleneck_dir, split, manifest, checkpo
                              % (bottleneck_dir, error.message.splitlines()[0])) from None
     labels = np.concatenate(labels) if labels else np.zeros([0], np.int64)
     predicted = np.concatenate(predicted) if predicted else np.zeros([0], np.int64)
-    matrix = confusion_matrix(labels, predicted, len(classes))
-    return {
-        'split': split,
-        'count': int(len(labels)),
-        'accuracy': float(np.mean(predicted == labels)) if len(labels) else 0.0,
-        'classes': list(classes),
-        'per_class': per_class(matrix, classes),
-        'confusion_matrix': matrix.tolist(),
-        'misclassified': wrong,
-    }
+    return report_of(labels, predicted, classes, split, wrong)

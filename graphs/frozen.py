@@ -163,6 +163,17 @@ def write_card_file(card, graph_path):
     atomic_write_bytes(card_file_for(graph_path), text.encode('utf-8'))
 
 
+def write_frozen_graph(graph_def, card, graph_path, source):
+    """Check a converted graph's ops, then write its card and the graph, each atomically:
+    the card first, so a .pb that exists always has its card beside it."""
+    from tfgraft.graphs.safety import check_graph_ops
+    check_graph_ops(graph_def, source=source)
+    os.makedirs(os.path.dirname(os.path.abspath(graph_path)), exist_ok=True)
+    write_card_file(card, graph_path)
+    atomic_write_bytes(graph_path, graph_def.SerializeToString(deterministic=True))
+    return card
+
+
 def read_card_file(graph_path):
     import json
     path = card_file_for(graph_path)

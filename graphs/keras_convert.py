@@ -15,9 +15,7 @@ import tensorflow as tf
 
 from tfgraft.graphs import registry
 from tfgraft.graphs.errors import GraftError
-from tfgraft.graphs.frozen import write_card_file
-from tfgraft.graphs.safety import check_graph_ops
-from tfgraft.records.atomic import atomic_write_bytes
+from tfgraft.graphs.frozen import write_frozen_graph
 
 INPUT_NAME = 'input'
 BOTTLENECK_NAME = 'bottleneck'
@@ -143,10 +141,5 @@ def _rename_nodes(graph_def, renames):
 def convert_keras_application(application, output_pb, weights=None, alpha=1.0, input_size=None, seed=0):
     """Write `output_pb` (frozen GraphDef) and its sidecar card; return the card."""
     model, card = build_application(application, weights, alpha, input_size, seed)
-    graph_def = freeze_model(model, card)
-    check_graph_ops(graph_def, source='%s conversion' % card.name)
-    directory = os.path.dirname(os.path.abspath(output_pb))
-    os.makedirs(directory, exist_ok=True)
-    atomic_write_bytes(output_pb, graph_def.SerializeToString())
-    write_card_file(card, output_pb)
-    return card
+    return write_frozen_graph(freeze_model(model, card), card, output_pb,
+                              '%s conversion' % card.name)

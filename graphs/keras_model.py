@@ -403,17 +403,9 @@ def _declared_input_shape(config):
 
 def convert_keras_model(path, output_pb, layer=None, input_size=None, preprocessing=None):
     """Write `output_pb` (frozen graph of the model's backbone) and its card; return (card, cut layer)."""
-    from tfgraft.graphs.frozen import write_card_file
+    from tfgraft.graphs.frozen import write_frozen_graph
     from tfgraft.graphs.keras_convert import freeze_model
-    from tfgraft.graphs.safety import check_graph_ops
     model, card, cut = build_backbone(path, layer, input_size, preprocessing)
     card = dataclasses.replace(card, name=os.path.splitext(os.path.basename(output_pb))[0])
-    graph_def = freeze_model(model, card)
-    check_graph_ops(graph_def, source='%s conversion' % path)
-    os.makedirs(os.path.dirname(os.path.abspath(output_pb)), exist_ok=True)
-    partial = output_pb + '.partial'
-    with open(partial, 'wb') as handle:
-        handle.write(graph_def.SerializeToString())
-    os.replace(partial, output_pb)
-    write_card_file(card, output_pb)
+    write_frozen_graph(freeze_model(model, card), card, output_pb, '%s conversion' % path)
     return card, cut

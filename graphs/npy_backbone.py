@@ -18,9 +18,7 @@ from tfgraft.graphs.frozen import sha256_file
 from tfgraft.graphs.layers import layer_shapes, layers_up_to
 from tfgraft.graphs.networks import get_network
 from tfgraft.graphs.npy_weights import check_weights, fc8_width, load_weights
-from tfgraft.graphs.safety import check_graph_ops
 from tfgraft.graphs.shapes import flat_rows
-from tfgraft.records.atomic import atomic_write_bytes
 
 tf1 = tf.compat.v1
 
@@ -58,20 +56,16 @@ class NpyBackbone:
 
     def write_frozen_graph(self, graph_path):
         """Write a frozen GraphDef ('input' -> the layer) and its sidecar card; returns the card."""
-        from tfgraft.graphs.frozen import write_card_file
+        from tfgraft.graphs.frozen import write_frozen_graph
         height, width = self.card.input_size
         graph = tf.Graph()
         with graph.as_default():
             images = tf1.placeholder(tf.float32, [None, height, width, 3], name='input')
             tf.identity(self._end_points(images, self.network)[self.layer], name=self.layer)
-        graph_def = graph.as_graph_def()
-        check_graph_ops(graph_def, source=graph_path)
         card = dataclasses.replace(
             self.card, name=os.path.splitext(os.path.basename(graph_path))[0],
             input_tensor='input:0', bottleneck_tensor=self.layer + ':0', network='')
-        atomic_write_bytes(graph_path, graph_def.SerializeToString())
-        write_card_file(card, graph_path)
-        return card
+        return write_frozen_graph(graph.as_graph_def(), card, graph_path, graph_path)
 
 
 def load_npy_backbone(network, weights_path, layer=None):

@@ -94,17 +94,8 @@ def load_squeezenet(weights_path, input_size=INPUT_SIZE):
 
 def convert_squeezenet(weights_path, output_pb, input_size=INPUT_SIZE):
     """Write the frozen graph and its sidecar card; return the card."""
-    from tfgraft.graphs.frozen import write_card_file
+    from tfgraft.graphs.frozen import write_frozen_graph
     from tfgraft.graphs.keras_convert import freeze_model
-    from tfgraft.graphs.safety import check_graph_ops
     model, card = load_squeezenet(weights_path, input_size)
     card = dataclasses.replace(card, name=os.path.splitext(os.path.basename(output_pb))[0])
-    graph_def = freeze_model(model, card)
-    check_graph_ops(graph_def, source='SqueezeNet conversion')
-    os.makedirs(os.path.dirname(os.path.abspath(output_pb)), exist_ok=True)
-    partial = output_pb + '.partial'
-    with open(partial, 'wb') as handle:
-        handle.write(graph_def.SerializeToString())
-    os.replace(partial, output_pb)
-    write_card_file(card, output_pb)
-    return card
+    return write_frozen_graph(freeze_model(model, card), card, output_pb, 'SqueezeNet conversion')

@@ -111,6 +111,7 @@ def test_tf_config_is_read_and_checked():
             task_from_env({'TF_CONFIG': bad})
 
 
+@pytest.mark.slow
 def test_ps_chief_worker_and_evaluator_train_as_well_as_one_process(cats_dogs_records, tmp_path):
     single = str(tmp_path / 'single')
     assert main(['train'] + train_flags(cats_dogs_records, single)) == 0
@@ -144,6 +145,7 @@ def test_ps_chief_worker_and_evaluator_train_as_well_as_one_process(cats_dogs_re
     assert glob.glob(os.path.join(model_dir, 'validation', 'events.out.tfevents.*'))
 
 
+@pytest.mark.slow
 def test_a_killed_worker_does_not_stop_the_chief(cats_dogs_records, tmp_path):
     model_dir = str(tmp_path / 'model')
     tasks = Cluster(make_cluster(chief=1, worker=1, ps=1), str(tmp_path),
@@ -162,6 +164,7 @@ def test_a_killed_worker_does_not_stop_the_chief(cats_dogs_records, tmp_path):
     assert evaluate_model(model_dir, cats_dogs_records, 'validation')['accuracy'] >= 0.85
 
 
+@pytest.mark.slow
 def test_a_killed_chief_restarted_resumes_from_its_last_checkpoint(cats_dogs_records, tmp_path):
     model_dir = str(tmp_path / 'model')
     tasks = Cluster(make_cluster(chief=1, ps=1), str(tmp_path),
@@ -184,6 +187,7 @@ def test_a_killed_chief_restarted_resumes_from_its_last_checkpoint(cats_dogs_rec
     assert checkpoint_steps(model_dir)[-1] >= STEPS
 
 
+@pytest.mark.slow
 def test_finetune_on_a_cluster_trains_the_backbone_with_the_workers(mobilenet_pb, mobilenet_backbone,
                                                                    cats_and_dogs, tmp_path):
     """A small image folder (links to 24 + 10 real photos a class); stage 1 in one process,
