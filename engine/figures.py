@@ -155,11 +155,17 @@ def image_summary(tag, png):
 
 
 def write_image_summaries(log_dir, step, images):
-    """Append {tag: png bytes} at `step` to an event file in log_dir (TensorBoard's Images tab)."""
+    """Append {tag: png bytes} at `step` to an event file in log_dir (TensorBoard's Images tab).
+
+    The file gets a suffix of its own: event files are named by the second and the host,
+    so without it a writer opened in the same second as another (the training's own)
+    would replace that one's file and its scalars with it."""
+    import time
     import tensorflow as tf
     os.makedirs(log_dir, exist_ok=True)
     with tf.Graph().as_default():
-        writer = tf.compat.v1.summary.FileWriter(log_dir)
+        writer = tf.compat.v1.summary.FileWriter(
+            log_dir, filename_suffix='.figures-%d' % time.time_ns())
         for tag, png in sorted(images.items()):
             writer.add_summary(image_summary(tag, png), int(step))
         writer.close()

@@ -113,3 +113,23 @@ def test_save_curves_writes_the_png_and_the_same_image_to_tensorboard(tmp_path):
     assert step == 190 and image.encoded_image_string == data and image.width == width
     # The image summary is not history: a second read gives the same rows.
     assert len(read_history(model_dir)) == 20
+
+
+def test_image_summaries_never_replace_the_scalars_beside_them(tmp_path):
+    """Event files are named by the second and host: a figures writer opened in the same
+    second as the training's writer must not replace its file."""
+    import tensorflow as tf
+    from tfgraft.engine.figures import write_image_summaries
+    png = open(save_curves(str(tmp_path), history_of_two_stages()), 'rb').read()
+    folder = str(tmp_path / 'train')
+    with tf.Graph().as_default():
+        writer = tf.compat.v1.summary.FileWriter(folder)
+        for step in range(5):
+            writer.add_summary(tf.compat.v1.Summary(value=[
+                tf.compat.v1.Summary.Value(tag='loss', simple_value=1.0 / (step + 1)),
+                tf.compat.v1.Summary.Value(tag='accuracy', simple_value=0.5)]), step)
+        writer.close()
+    write_image_summaries(folder, 4, {'learning_curves': png})
+    write_image_summaries(folder, 4, {'again': png})
+    assert [row['step'] for row in read_history(str(tmp_path))] == [0, 1, 2, 3, 4]
+    assert len(glob.glob(os.path.join(folder, 'events.out.tfevents.*'))) == 4
