@@ -35,8 +35,9 @@ def image_files(paths):
     return files
 
 
-def predict_images(model_dir, paths, batch_size=16):
-    """(params, [(image path, probabilities)]) in the order given; params and checkpoint checked first."""
+def predict_images(model_dir, paths, batch_size=16, exact_graph=None):
+    """(params, [(image path, probabilities)]) in the order given; params and checkpoint checked
+    first. exact_graph None: the backbone runs as its bottlenecks were made."""
     from tfgraft.engine.estimator import Estimator
     from tfgraft.engine.heads import model_fn
     from tfgraft.engine.inputs import images_input_fn
@@ -49,7 +50,7 @@ def predict_images(model_dir, paths, batch_size=16):
         from tfgraft.engine.finetune import predict_rows
         rows = predict_rows(model_dir, params, checkpoint, files, batch_size)
     else:
-        backbone = load_described(params['graph'])
+        backbone = load_described(params['graph'], exact_graph=exact_graph)
         rows = estimator.predict(images_input_fn(files, backbone, batch_size), checkpoint)
     return params, [(path, row['probabilities']) for path, row in zip(files, rows)]
 

@@ -12,9 +12,10 @@ from tfgraft.graphs.frozen import load_frozen_backbone
 
 def load_backbone(graph=None, network=None, weights=None, layer=None, allow_ops=(),
                   input_tensor=None, bottleneck_tensor=None, input_size=None,
-                  input_range=None):
+                  input_range=None, exact_graph=False):
     """A frozen graph (`graph` path, `network` its card name if known) or an .npy-built
-    network (`network` name + `weights` file)."""
+    network (`network` name + `weights` file). exact_graph: a frozen graph runs as the
+    file has it, not rewritten for inference (graphs/optimize.py)."""
     if network in networks.npy_networks():
         if not weights:
             raise GraftError('--backbone %s needs --weights (an .npy or .npz weight file)' % network)
@@ -28,7 +29,8 @@ def load_backbone(graph=None, network=None, weights=None, layer=None, allow_ops=
                          % '|'.join(networks.npy_networks()))
     flags_given = bool(input_tensor or bottleneck_tensor)
     card = registry.get_card(network) if network and not flags_given else None
-    return load_frozen_backbone(graph, allow_ops, card=card, input_tensor=input_tensor,
+    return load_frozen_backbone(graph, allow_ops, card=card, exact_graph=exact_graph,
+                                input_tensor=input_tensor,
                                 bottleneck_tensor=bottleneck_tensor, input_size=input_size,
                                 input_range=input_range)
 
@@ -40,11 +42,17 @@ def describe(backbone):
         'sha256': backbone.sha256,
         'path': os.path.abspath(backbone.path),
         'layer': getattr(backbone, 'layer', None),
+        # 0: the file's graph ran as it is; else graphs/optimize.py's REWRITE_VERSION.
+        'rewrite': getattr(backbone, 'rewrite_version', 0),
     }
 
 
-def load_described(description, allow_ops=()):
-    """Load the backbone a manifest or params.json describes, checking its sha256."""
+def load_described(description, allow_ops=(), exact_graph=None):
+    """Load the backbone a manifest or params.json describes, checking its sha256.
+
+    A frozen graph runs rewritten for inference if it was when described (a
+    description from before rewriting existed: as the file has it), unless
+    exact_graph says otherwise."""
     card = registry.GraphCard.from_dict(description['card'])
     path = description['path']
     if not os.path.isfile(path):
@@ -53,7 +61,9 @@ def load_described(description, allow_ops=()):
         from tfgraft.graphs.npy_backbone import load_npy_backbone
         loaded = load_npy_backbone(card.network, path, description.get('layer'))
     else:
-        loaded = load_frozen_backbone(path, allow_ops, card=card)
+        if exact_graph is None:
+            exact_graph = not description.get('rewrite')
+        loaded = load_frozen_backbone(path, allow_ops, card=card, exact_graph=exact_graph)
     if loaded.sha256 != description['sha256']:
         raise GraftError('%s has changed since it was used (sha256 %s..., expected %s...)'
                          % (path, loaded.sha256[:12], description['sha256'][:12]))

@@ -127,7 +127,8 @@ def check_card(graph_def, card, source, measured=None):
 class FrozenGraphBackbone:
     """A frozen GraphDef that maps a float image batch to a bottleneck batch."""
 
-    def __init__(self, graph_def, card, sha256, path='', card_source='given', measured=None):
+    def __init__(self, graph_def, card, sha256, path='', card_source='given', measured=None,
+                 exact_graph=False):
         self.graph_def = shapes.prune_graph_def(graph_def, card.batch_bottleneck_tensor.split(':')[0],
                                          card.batch_input_tensor.split(':')[0])
         self.card = card
@@ -135,6 +136,28 @@ class FrozenGraphBackbone:
         self.path = path
         self.card_source = card_source      # how the card was found, for `tfgraft inspect`
         self.measured = measured            # shapes.MeasuredShapes, when measured at load
+        # graph_def stays the file's graph (unfreezing works on it); build() runs the
+        # rewritten one unless exact_graph (graphs/optimize.py).
+        self.exact_graph = exact_graph
+        self._inference_graph_def = None
+
+    @property
+    def rewrite_version(self):
+        """0 when build() runs the file's graph as it is, else the rewriting's version."""
+        from tfgraft.graphs.optimize import REWRITE_VERSION
+        return 0 if self.exact_graph else REWRITE_VERSION
+
+    @property
+    def inference_graph_def(self):
+        """The graph build() imports: the file's, or its rewrite for inference (made once)."""
+        if self.exact_graph:
+            return self.graph_def
+        if self._inference_graph_def is None:
+            from tfgraft.graphs.optimize import optimize_for_inference
+            self._inference_graph_def = optimize_for_inference(
+                self.graph_def, self.card.batch_input_tensor.split(':')[0],
+                self.card.batch_bottleneck_tensor.split(':')[0])
+        return self._inference_graph_def
 
     def build(self, images, name='backbone'):
         """Import the graph into the default graph, fed by `images` [N, H, W, 3].
@@ -144,7 +167,7 @@ class FrozenGraphBackbone:
         card = self.card
         try:
             output, = tf.import_graph_def(
-                self.graph_def, input_map={card.batch_input_tensor: images},
+                self.inference_graph_def, input_map={card.batch_input_tensor: images},
                 return_elements=[card.batch_bottleneck_tensor], name=name)
         except (ValueError, KeyError) as error:
             raise GraftError('graph %s does not fit its card: %s'
@@ -187,12 +210,13 @@ def read_card_file(graph_path):
 
 
 def load_frozen_backbone(path, allow_ops=(), card=None, input_tensor=None, bottleneck_tensor=None,
-                         input_size=None, input_range=None):
+                         input_size=None, input_range=None, exact_graph=False):
     """Load, check and match a .pb file.
 
     The card comes from (first that applies): the caller, the tensor flags, a
     sidecar `<name>.card.json`, the known graphs' tensor names. Whichever it is,
     its input size and bottleneck width must be the ones measured on the graph.
+    exact_graph: build() runs the file's graph, not its rewrite for inference.
     """
     graph_def = load_graph_def(path, allow_ops)
     source, how, measured = path, 'given by the caller', None
@@ -210,4 +234,4 @@ def load_frozen_backbone(path, allow_ops=(), card=None, input_tensor=None, bottl
     if card is None:
         card_from_flags(graph_def, '', input_tensor, bottleneck_tensor)   # names the missing flags
     measured = check_card(graph_def, card, source, measured)
-    return FrozenGraphBackbone(graph_def, card, sha256_file(path), path, how, measured)
+    return FrozenGraphBackbone(graph_def, card, sha256_file(path), path, how, measured, exact_graph)

@@ -25,19 +25,25 @@ def node_name(tensor_name):
     return tensor_name.lstrip('^').split(':')[0]
 
 
+def needed_nodes(nodes, output_node, input_node=None):
+    """The names of the nodes `output_node` reads, directly or not, stopping at `input_node`."""
+    by_name = {node.name: node for node in nodes}
+    keep, stack = set(), [output_node]
+    while stack:
+        name = stack.pop()
+        if name in keep or name not in by_name:
+            continue
+        keep.add(name)
+        if name != input_node:
+            stack.extend(node_name(i) for i in by_name[name].input)
+    return keep
+
+
 def prune_graph_def(graph_def, output_node, input_node=None):
     """Only the nodes `output_node` needs, not looking past `input_node`; an input
     node that is not a placeholder becomes one (it is fed through input_map, so what
     computed it, e.g. a JPEG decoder, is not needed)."""
-    nodes = {node.name: node for node in graph_def.node}
-    keep, stack = set(), [output_node]
-    while stack:
-        name = stack.pop()
-        if name in keep or name not in nodes:
-            continue
-        keep.add(name)
-        if name != input_node:
-            stack.extend(node_name(i) for i in nodes[name].input)
+    keep = needed_nodes(graph_def.node, output_node, input_node)
     pruned = tf1.GraphDef()
     pruned.versions.CopyFrom(graph_def.versions)
     pruned.library.CopyFrom(graph_def.library)

@@ -3,8 +3,9 @@
 The same job as records/extract.py's write_bottlenecks, with the same listing,
 checks, cache and commit (its open_listing, Pending and commit_records): only
 the vectors of images not yet cached are computed by the pipeline. Each worker
-loads the backbone once (DoFn.setup, from the description a manifest records)
-and is fed batches (BatchElements); it writes each batch's vectors to a staging
+loads the backbone once (DoFn.setup, from the description a manifest records:
+rewritten for inference or the file's graph, as the driver's) and decodes as
+the driver would (--fast_decode, --precision), so the two caches are one; it is fed batches (BatchElements); it writes each batch's vectors to a staging
 file under the cache folder, through tf.io.gfile. When the pipeline has
 finished, the driver gathers the staging files into the cache (one vector per
 image sha256: a bundle re-run after a worker died may leave a second copy,
@@ -93,15 +94,18 @@ def gather_staging_files(cache):
 
 
 class ExtractBatches(beam.DoFn):
-    """Batches of (sha256, path, needs_fallback) -> staging files of their vectors;
-    emits the sha256 of each image done. The backbone is loaded in setup() from its
-    description (a file path and sha256), so nothing of TensorFlow is pickled."""
+    """Batches of (sha256, path, needs_fallback, JPEG size or None) -> staging files of
+    their vectors; emits the sha256 of each image done. The backbone is loaded in
+    setup() from its description (a file path and sha256), so nothing of TensorFlow is
+    pickled."""
 
-    def __init__(self, description, allow_ops, batch_size, folder):
+    def __init__(self, description, allow_ops, batch_size, folder, fast_decode=False,
+                 precision='float32'):
         self._description = description
         self._allow_ops = list(allow_ops)
         self._batch_size = batch_size
         self._folder = folder
+        self._fast_decode, self._precision = bool(fast_decode), precision
         self._session = None
         self._done = 0
 
@@ -109,14 +113,16 @@ class ExtractBatches(beam.DoFn):
         from tfgraft.graphs.factory import load_described
         from tfgraft.records import extract
         backbone = load_described(self._description, self._allow_ops)
-        self._session = extract.ExtractionSession(backbone, self._batch_size).optimise()
+        self._session = extract.ExtractionSession(backbone, self._batch_size, self._fast_decode,
+                                                  self._precision).optimise()
         self._done = 0
 
     def process(self, batch):
-        paths = [path for _, path, _ in batch]
-        fallback = [i for i, (_, _, needs_fallback) in enumerate(batch) if needs_fallback]
+        paths = [item[1] for item in batch]
+        fallback = [i for i, item in enumerate(batch) if item[2]]
+        sizes = [item[3] for item in batch]
         found = {}
-        self._session.run(paths, found.__setitem__, fallback)
+        self._session.run(paths, found.__setitem__, fallback, sizes=sizes)
         self._done += len(batch)
         self._die_once_if_asked()
         if found:
@@ -177,9 +183,10 @@ class _StagingProgress:
         print(file=sys.stderr)
 
 
-def run_pipeline(todo, description, allow_ops, batch_size, folder, runner, beam_args):
-    """Compute the vectors of `todo` [(sha256, path, needs_fallback)] on Beam, into
-    staging files under `folder`; returns when the pipeline has finished."""
+def run_pipeline(todo, description, allow_ops, batch_size, folder, runner, beam_args,
+                 fast_decode=False, precision='float32'):
+    """Compute the vectors of `todo` [(sha256, path, needs_fallback, JPEG size or None)]
+    on Beam, into staging files under `folder`; returns when the pipeline has finished."""
     options = PipelineOptions(['--runner=%s' % runner] + list(beam_args))
     with beam.Pipeline(options=options) as pipeline:
         _ = (pipeline
@@ -188,7 +195,7 @@ def run_pipeline(todo, description, allow_ops, batch_size, folder, runner, beam_
              | 'batch' >> beam.BatchElements(min_batch_size=batch_size,
                                               max_batch_size=batch_size)
              | 'backbone' >> beam.ParDo(ExtractBatches(description, allow_ops, batch_size,
-                                                       folder)))
+                                                       folder, fast_decode, precision)))
 
 
 # The pipeline is submitted from a child process of tfgraft's, in a session of its own.
@@ -217,7 +224,8 @@ def job_main(spec_path):
         spec = json.load(handle)
     try:
         run_pipeline(spec['todo'], spec['backbone'], spec['allow_ops'], spec['batch_size'],
-                     spec['folder'], spec['runner'], spec['beam_args'])
+                     spec['folder'], spec['runner'], spec['beam_args'],
+                     spec.get('fast_decode', False), spec.get('precision', 'float32'))
     except Exception as error:
         print('tfgraft: error: %s: %s' % (type(error).__name__, ' '.join(str(error).split())[:400]),
               file=sys.stderr, flush=True)
@@ -271,10 +279,12 @@ def compute_on_beam(pending, backbone, batch_size, runner, beam_args, allow_ops,
         watching.__enter__()
     try:
         for attempt in range(1, ATTEMPTS + 1):
-            todo = pending.todo
+            todo = [(digest, path, needs_fallback, pending.sizes.get(digest))
+                    for digest, path, needs_fallback in pending.todo]
             spec = {'todo': todo, 'backbone': describe(backbone), 'allow_ops': list(allow_ops),
                     'batch_size': batch_size, 'folder': staging_dir(cache), 'runner': runner,
-                    'beam_args': list(beam_args)}
+                    'beam_args': list(beam_args), 'fast_decode': pending.fast_decode,
+                    'precision': pending.precision}
             code = _run_attempt(spec, job_dir)
             gathered = gather_staging_files(cache)
             if watching:
@@ -298,10 +308,14 @@ def compute_on_beam(pending, backbone, batch_size, runner, beam_args, allow_ops,
 def write_bottlenecks_on_beam(image_dir, backbone, bottleneck_dir, runner, beam_args=(),
                               batch_size=64, validation_percentage=10, testing_percentage=10,
                               max_pixels=None, skip_empty_classes=False, progress=True,
-                              allow_ops=(), split_rule='file_name'):
+                              allow_ops=(), split_rule='file_name', fast_decode=False,
+                              precision='float32'):
     """write_bottlenecks with the backbone run by a Beam pipeline on `runner`
-    (beam_args: further pipeline options, as on a command line); returns the manifest."""
+    (beam_args: further pipeline options, as on a command line); returns the manifest.
+    fast_decode, precision: as write_bottlenecks's, done the same way by the workers."""
+    from tfgraft.graphs.precision import check_precision
     from tfgraft.records import extract
+    check_precision(precision)
     from tfgraft.records.image_check import DEFAULT_MAX_PIXELS
     with extract._existing_objects_frozen():
         listing, hashes = extract.open_listing(image_dir, bottleneck_dir, validation_percentage,
@@ -309,7 +323,8 @@ def write_bottlenecks_on_beam(image_dir, backbone, bottleneck_dir, runner, beam_
                                                split_rule)
         usable, skipped = extract._check_and_hash(listing, hashes,
                                                   max_pixels or DEFAULT_MAX_PIXELS)
-        pending = extract.Pending(listing, usable, bottleneck_dir, backbone)
+        pending = extract.Pending(listing, usable, bottleneck_dir, backbone, fast_decode,
+                                  precision)
         if gather_staging_files(pending.cache):     # a killed run's finished batches
             pending.refresh()
         todo = pending.todo

@@ -28,14 +28,16 @@ def cache_root(bottleneck_dir):
     return os.path.join(bottleneck_dir, CACHE_DIR_NAME)
 
 
-Remembered = collections.namedtuple('Remembered', 'sha256 width height fallback')
+# format: 'jpeg', 'png'...; '' in entries written before it was kept (then unknown).
+Remembered = collections.namedtuple('Remembered', 'sha256 width height fallback format')
 
 
 class FileHashes:
     """sha256 and header facts of image files, remembered by (size, mtime) so re-runs
     neither re-read nor re-inspect an unchanged file.
 
-    An entry is [size, mtime_ns, sha256, width, height, fallback].
+    An entry is [size, mtime_ns, sha256, width, height, fallback, format] (format was
+    added later: an entry without it is still used, its format unknown).
     """
 
     def __init__(self, bottleneck_dir):
@@ -50,17 +52,17 @@ class FileHashes:
         return [status.st_size, status.st_mtime_ns]
 
     def remembered(self, stamp, key):
-        """Remembered(sha256, width, height, fallback) of a file seen before with this stamp,
-        else None."""
+        """Remembered(sha256, width, height, fallback, format) of a file seen before with this
+        stamp, else None."""
         entry = self.known.get(key)
-        if not entry or len(entry) != 6 or entry[:2] != stamp:
+        if not entry or len(entry) not in (6, 7) or entry[:2] != stamp:
             return None
         self.seen[key] = entry
-        return Remembered(*entry[2:])
+        return Remembered(*entry[2:7], *([''] if len(entry) == 6 else []))
 
     def remember(self, stamp, key, info, sha256):
         """Remember the file's sha256 and ImageInfo under its stamp."""
-        self.seen[key] = stamp + [sha256, info.width, info.height, info.fallback]
+        self.seen[key] = stamp + [sha256, info.width, info.height, info.fallback, info.format]
 
     def save(self):
         os.makedirs(os.path.dirname(self.path), exist_ok=True)

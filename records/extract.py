@@ -22,10 +22,12 @@ from tensorflow.core.protobuf import rewriter_config_pb2
 
 from tfgraft.graphs.errors import GraftError
 from tfgraft.graphs.factory import describe
+from tfgraft.graphs.precision import apply_precision, check_precision
 from tfgraft.graphs.preprocessing import load_preprocessed, preprocess_image
 from tfgraft.records import schema
 from tfgraft.records.atomic import atomic_write_json, read_json
 from tfgraft.records.cache import BottleneckCache, FileHashes
+from tfgraft.records.decode import DCT_RATIOS, FAST_DECODE_VERSION, dct_scale
 from tfgraft.records.image_check import (DEFAULT_MAX_PIXELS, SkipImage, fallback_decode,
                                           hash_and_inspect, too_many_pixels)
 from tfgraft.records.listing import list_images
@@ -48,8 +50,24 @@ def warn(message):
     print('tfgraft: warning: %s' % message, file=sys.stderr)
 
 
-def backbone_key(card):
-    return card.preprocessing_key() + '\n' + card.batch_bottleneck_tensor
+def backbone_key(card, rewrite=0, fast_decode=False, precision='float32'):
+    """What the vectors depend on besides the graph file: preprocessing, bottleneck
+    tensor, the graph rewriting's version (0: the file's graph), DCT-scaled decoding
+    and the number format. The defaults of before they existed add nothing, so caches
+    made with the file's graph stay valid."""
+    key = card.preprocessing_key() + '\n' + card.batch_bottleneck_tensor
+    if rewrite:
+        key += '\nrewrite %d' % rewrite
+    if fast_decode:
+        key += '\nfast_decode %d' % FAST_DECODE_VERSION
+    if precision != 'float32':
+        key += '\nprecision %s' % precision
+    return key
+
+
+def extraction_key(backbone, fast_decode=False, precision='float32'):
+    return backbone_key(backbone.card, getattr(backbone, 'rewrite_version', 0), fast_decode,
+                        precision)
 
 
 def _scikit_image_pixels(path):
@@ -58,17 +76,21 @@ def _scikit_image_pixels(path):
     return fallback_decode(os.fsdecode(path))
 
 
-def image_batches(indices, paths, card, batch_size, fallback=None):
+def image_batches(indices, paths, card, batch_size, fallback=None, scaled=None):
     """Batches of (indices, preprocessed images).
 
     indices, paths: 1-D arrays or tensors, the files TensorFlow decodes.
     fallback: (indices, paths) likewise, of files scikit-image decodes (formats
     TensorFlow gets wrong); they come last. Files that fail to decode are dropped
     from the stream.
+    scaled: for --fast_decode, [(indices, paths)] of JPEGs to decode at 1/2, 1/4 and
+    1/8 of their size (DCT_RATIOS[1:], records/decode.py); they come after the others.
     """
-    @tf.autograph.experimental.do_not_convert    # plain graph code: nothing to convert
-    def load(index, path):
-        return index, load_preprocessed(path, card)
+    def loader(ratio):
+        @tf.autograph.experimental.do_not_convert    # plain graph code: nothing to convert
+        def load(index, path):
+            return index, load_preprocessed(path, card, ratio)
+        return load
 
     @tf.autograph.experimental.do_not_convert
     def load_by_scikit_image(index, path):
@@ -76,8 +98,14 @@ def image_batches(indices, paths, card, batch_size, fallback=None):
         image.set_shape([None, None, 3])
         return index, preprocess_image(image, card)
 
-    dataset = tf.data.Dataset.from_tensor_slices((indices, paths))
-    dataset = dataset.map(load, num_parallel_calls=usable_cores(), deterministic=False)
+    dataset = tf.data.Dataset.from_tensor_slices((indices, paths)).map(
+        loader(1), num_parallel_calls=usable_cores(), deterministic=False)
+    # One stream a ratio, each with its decoder fixed (the ratio is an attribute of the
+    # op), one after the other. A switch, a cond or a filter between decoders in one
+    # stream cost more than the smaller decode saved at 128 (benchmarks/README.md).
+    for ratio, files in zip(DCT_RATIOS[1:], scaled or ()):
+        dataset = dataset.concatenate(tf.data.Dataset.from_tensor_slices(files).map(
+            loader(ratio), num_parallel_calls=usable_cores(), deterministic=False))
     if fallback is not None:
         others = tf.data.Dataset.from_tensor_slices(fallback)
         dataset = dataset.concatenate(others.map(load_by_scikit_image))
@@ -91,13 +119,14 @@ def image_batches(indices, paths, card, batch_size, fallback=None):
     return without_autotune(dataset.ignore_errors().batch(batch_size).prefetch(2).with_options(options))
 
 
-def session_config():
+def session_config(precision='float32'):
     """The extraction session's settings: of Grappler's passes, only those that speed up
     a frozen graph's inference (constant folding, arithmetic simplification, and the
     fusion of convolution, bias and activation), run once. Every pass takes its time
     before the first batch, and the others find nothing to do in these graphs. The TFG
     (MLIR) passes only sort, re-infer shapes and tidy attributes here, so they are off
     too; the vectors are the same to the bit (figures: benchmarks/README.md).
+    precision 'bfloat16' adds oneDNN's auto mixed precision (graphs/precision.py).
     """
     on, off = rewriter_config_pb2.RewriterConfig.ON, rewriter_config_pb2.RewriterConfig.OFF
     rewrite = rewriter_config_pb2.RewriterConfig(
@@ -108,6 +137,7 @@ def session_config():
         memory_optimization=rewriter_config_pb2.RewriterConfig.NO_MEM_OPT,
         meta_optimizer_iterations=rewriter_config_pb2.RewriterConfig.ONE,
         disable_tfg_optimizer=True)
+    apply_precision(rewrite, precision)
     return tf1.ConfigProto(graph_options=tf1.GraphOptions(rewrite_options=rewrite))
 
 
@@ -129,33 +159,51 @@ class ExtractionSession:
     write_bottlenecks optimises it on a thread while it checks and hashes the images.
     """
 
-    def __init__(self, backbone, batch_size):
+    def __init__(self, backbone, batch_size, fast_decode=False, precision='float32'):
+        check_precision(precision)
         self.card = backbone.card
+        self.fast_decode = fast_decode
         graph = tf.Graph()
         with graph.as_default():
             self._indices = tf1.placeholder(tf.int64, [None], name='indices')
             self._paths = tf1.placeholder(tf.string, [None], name='paths')
+            # --fast_decode: files decoded at 1/2, 1/4, 1/8 size, (indices, paths) for each
+            self._scaled = [(tf1.placeholder(tf.int64, [None], name='indices_%d' % ratio),
+                             tf1.placeholder(tf.string, [None], name='paths_%d' % ratio))
+                            for ratio in DCT_RATIOS[1:]] if fast_decode else None
             self._fallback_indices = tf1.placeholder(tf.int64, [None], name='fallback_indices')
             self._fallback_paths = tf1.placeholder(tf.string, [None], name='fallback_paths')
             dataset = image_batches(self._indices, self._paths, backbone.card, batch_size,
-                                    (self._fallback_indices, self._fallback_paths))
+                                    (self._fallback_indices, self._fallback_paths), self._scaled)
             iterator = tf1.data.make_initializable_iterator(dataset)
             self._start = iterator.initializer
             self._batch_indices, images = iterator.get_next()
             self._bottlenecks = backbone.build(images)
-        self._session = tf1.Session(graph=graph, config=session_config())
+        self._session = tf1.Session(graph=graph, config=session_config(precision))
 
     def optimise(self):
         """Run once on no files: Grappler optimises the graph and the executors are made."""
         self.run([], lambda index, vector: None)
         return self
 
-    def run(self, paths, on_vector, fallback=(), bar=None):
-        """on_vector(index, vector) for each file of `paths` that decodes; returns how many."""
+    def run(self, paths, on_vector, fallback=(), bar=None, sizes=None):
+        """on_vector(index, vector) for each file of `paths` that decodes; returns how many.
+
+        sizes: (width, height) of each JPEG from its header, None for other files, for
+        --fast_decode (a file without one is decoded at full size)."""
         fallback = set(fallback)
         by_tf = [i for i in range(len(paths)) if i not in fallback]
         by_scikit_image = sorted(fallback)
-        self._session.run(self._start, {
+        feed = {}
+        if self.fast_decode:
+            groups = [[] for _ in DCT_RATIOS]
+            for i in by_tf:
+                groups[dct_scale(sizes[i] if sizes else None, self.card)].append(i)
+            by_tf = groups[0]
+            for (indices, files), group in zip(self._scaled, groups[1:]):
+                feed[indices] = np.array(group, np.int64)
+                feed[files] = np.array([paths[i] for i in group], object)
+        self._session.run(self._start, {**feed,
             self._indices: np.array(by_tf, np.int64),
             self._paths: np.array([paths[i] for i in by_tf], object),
             self._fallback_indices: np.array(by_scikit_image, np.int64),
@@ -187,7 +235,7 @@ class ExtractionSession:
 
 
 def compute_bottlenecks(paths, backbone, batch_size, on_vector, progress=True, fallback=(),
-                        session=None):
+                        session=None, sizes=None, fast_decode=False, precision='float32'):
     """Run the backbone over image files; on_vector(index, vector) for each one done.
 
     Files that fail to decode are dropped from the stream; the caller sees
@@ -195,17 +243,17 @@ def compute_bottlenecks(paths, backbone, batch_size, on_vector, progress=True, f
     leave open); by default one is made for this call.
     """
     own_session = session is None
-    session = session or ExtractionSession(backbone, batch_size)
+    session = session or ExtractionSession(backbone, batch_size, fast_decode, precision)
     bar = progress_bar(len(paths), 'bottlenecks', 'images', ['images/s']) if progress else None
     try:
-        session.run(paths, on_vector, fallback, bar)
+        session.run(paths, on_vector, fallback, bar, sizes)
     finally:
         if own_session:
             session.close()
 
 
 @contextlib.contextmanager
-def _session_optimised_meanwhile(backbone, batch_size, wanted):
+def _session_optimised_meanwhile(backbone, batch_size, wanted, fast_decode, precision):
     """A Future of an ExtractionSession (None unless wanted): its graph is built here,
     then optimised on a thread (Grappler and the first runs hold no GIL, and take
     longer than building). On leaving, the session is closed once that is done.
@@ -217,7 +265,7 @@ def _session_optimised_meanwhile(backbone, batch_size, wanted):
     if not wanted:
         yield None
         return
-    session = ExtractionSession(backbone, batch_size)
+    session = ExtractionSession(backbone, batch_size, fast_decode, precision)
     thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='tfgraft-warm-up')
     warming = thread.submit(session.optimise)
     thread.shutdown(wait=False)
@@ -228,7 +276,9 @@ def _session_optimised_meanwhile(backbone, batch_size, wanted):
 
 
 def _check_and_hash(listing, hashes, max_pixels):
-    """(usable [(entry, sha256, needs_fallback)], skipped [{image_path, reason}]).
+    """(usable [(entry, sha256, needs_fallback, size)], skipped [{image_path, reason}]).
+
+    size: (width, height) of a JPEG (what --fast_decode needs), None for other formats.
 
     Byte-identical copies are used once (the first path in sorted order), so
     the same photo never sits in two splits or two classes.
@@ -242,9 +292,11 @@ def _check_and_hash(listing, hashes, max_pixels):
             remembered = status and hashes.remembered(hashes.stamp(status), entry.path)
             if remembered and not too_many_pixels(remembered.width, remembered.height, max_pixels):
                 digest, needs_fallback = remembered.sha256, bool(remembered.fallback)
+                size = (remembered.width, remembered.height) if remembered.format == 'jpeg' else None
             else:   # new, changed, or over a lowered limit: hash_and_inspect says why
                 status, digest, info = hash_and_inspect(path, max_pixels)
                 needs_fallback = info.needs_fallback
+                size = (info.width, info.height) if info.format == 'jpeg' else None
                 hashes.remember(hashes.stamp(status), entry.path, info, digest)
         except SkipImage as error:
             skipped.append({'image_path': entry.path, 'reason': str(error)})
@@ -256,23 +308,23 @@ def _check_and_hash(listing, hashes, max_pixels):
             skipped.append({'image_path': entry.path, 'reason': 'duplicate of %s' % first_path[digest]})
             continue
         first_path[digest] = entry.path
-        usable.append((entry, digest, needs_fallback))
+        usable.append((entry, digest, needs_fallback, size))
     order = {entry: i for i, entry in enumerate(listing.entries)}
     usable.sort(key=lambda item: order[item[0]])
     return usable, skipped
 
 
-def _fingerprint(listing, usable, skipped, backbone):
+def _fingerprint(listing, usable, skipped, backbone, key):
     content = {
         'schema': schema.SCHEMA_VERSION, 'graph': backbone.sha256,
-        'backbone': backbone_key(backbone.card), 'classes': listing.classes,
+        'backbone': key, 'classes': listing.classes,
         'images': [[e.path, d, e.label, e.split] for e, d in usable],
         'skipped': skipped,
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode('utf-8')).hexdigest()
 
 
-def _manifest(listing, usable, skipped, backbone, fingerprint):
+def _manifest(listing, usable, skipped, backbone, fingerprint, fast_decode, precision):
     splits = {}
     for split in schema.SPLITS:
         per_class = {name: 0 for name in listing.classes}
@@ -287,6 +339,8 @@ def _manifest(listing, usable, skipped, backbone, fingerprint):
         'classes': listing.classes,
         'graph': describe(backbone),
         'preprocessing': backbone.card.preprocessing_key(),
+        'fast_decode': bool(fast_decode),
+        'precision': precision,
         'splits': splits,
         'skipped': skipped,
         'image_dir': listing.image_dir,
@@ -311,6 +365,7 @@ def _existing_objects_frozen():
         gc.unfreeze()
 
 
+
 def open_listing(image_dir, bottleneck_dir, validation_percentage, testing_percentage,
                  skip_empty_classes, split_rule='file_name'):
     """(ImageList, FileHashes) of a run: the listing and splits, with the output folder
@@ -327,14 +382,20 @@ def open_listing(image_dir, bottleneck_dir, validation_percentage, testing_perce
 class Pending:
     """What is left to compute after the checks: the cache, the images that failed
     before (failed.json), and `todo`, [(sha256, absolute path, needs_fallback)] of the
-    usable images in neither."""
+    usable images in neither. `sizes`: each usable image's JPEG size by sha256 (None for
+    other formats), for --fast_decode. The cache is the one of this extraction's key
+    (extraction_key: rewriting, fast_decode, precision), which the commit records."""
 
-    def __init__(self, listing, usable, bottleneck_dir, backbone):
-        self.cache = BottleneckCache(bottleneck_dir, backbone.sha256, backbone_key(backbone.card))
+    def __init__(self, listing, usable, bottleneck_dir, backbone, fast_decode=False,
+                 precision='float32'):
+        self.fast_decode, self.precision = bool(fast_decode), precision
+        self.key = extraction_key(backbone, fast_decode, precision)
+        self.cache = BottleneckCache(bottleneck_dir, backbone.sha256, self.key)
         self.cache.load()
         self.failed_path = os.path.join(self.cache.folder, 'failed.json')
         self.failed = read_json(self.failed_path, {}) or {}
         self.listing, self.usable = listing, usable
+        self.sizes = {digest: size for _, digest, _, size in usable}
         self.todo = []
         self.refresh()
 
@@ -342,7 +403,7 @@ class Pending:
         """Recompute `todo` after vectors were added to the cache by someone else."""
         vectors, failed = self.cache.vectors, self.failed
         self.todo = [(digest, os.path.join(self.listing.image_dir, entry.path), needs_fallback)
-                     for entry, digest, needs_fallback in self.usable
+                     for entry, digest, needs_fallback, _ in self.usable
                      if digest not in vectors and digest not in failed]
         return self.todo
 
@@ -379,7 +440,7 @@ def commit_records(listing, usable, skipped, pending, hashes, backbone, bottlene
     fingerprint says the records are up to date). Returns the manifest."""
     cache, failed = pending.cache, pending.failed
     kept = []
-    for entry, digest, _ in usable:
+    for entry, digest, *_ in usable:
         if digest in failed:
             skipped.append({'image_path': entry.path, 'reason': failed[digest]})
         else:
@@ -387,7 +448,7 @@ def commit_records(listing, usable, skipped, pending, hashes, backbone, bottlene
     for item in skipped:
         warn('skipped %s: %s' % (item['image_path'], item['reason']))
 
-    fingerprint = _fingerprint(listing, kept, skipped, backbone)
+    fingerprint = _fingerprint(listing, kept, skipped, backbone, pending.key)
     previous = read_json(os.path.join(bottleneck_dir, MANIFEST_NAME))
     if previous and previous.get('fingerprint') == fingerprint:
         hashes.save()
@@ -395,7 +456,8 @@ def commit_records(listing, usable, skipped, pending, hashes, backbone, bottlene
             print('bottleneck records are up to date in %s' % bottleneck_dir, file=sys.stderr)
         return previous
 
-    manifest = _manifest(listing, kept, skipped, backbone, fingerprint)
+    manifest = _manifest(listing, kept, skipped, backbone, fingerprint, pending.fast_decode,
+                         pending.precision)
     examples = {split: SplitExamples(listing, cache, [(e, d) for e, d in kept if e.split == split])
                 for split in schema.SPLITS}
     write_records(bottleneck_dir, examples, listing.classes, manifest)
@@ -416,29 +478,38 @@ def say_computing(todo, usable, backbone, where=''):
 @_existing_objects_frozen()
 def write_bottlenecks(image_dir, backbone, bottleneck_dir, batch_size=64,
                       validation_percentage=10, testing_percentage=10, max_pixels=None,
-                      skip_empty_classes=False, progress=True, split_rule='file_name'):
+                      skip_empty_classes=False, progress=True, split_rule='file_name',
+                      fast_decode=False, precision='float32'):
     """Write bottleneck records for every image below image_dir; returns the manifest.
 
-    split_rule: 'file_name' or 'retrain_py' (records/listing.py)."""
+    split_rule: 'file_name' or 'retrain_py' (records/listing.py).
+    fast_decode: JPEGs at least twice the input size on both sides are decoded at
+    1/2, 1/4 or 1/8 scale by libjpeg (records/decode.py). precision: 'float32' or
+    'bfloat16' (graphs/precision.py). Both are part of the cache key.
+    """
+    check_precision(precision)
     listing, hashes = open_listing(image_dir, bottleneck_dir, validation_percentage,
                                    testing_percentage, skip_empty_classes, split_rule)
     # Files never seen here will need the backbone: build its graph, and optimise it on a
     # thread while they are checked and hashed.
     with _session_optimised_meanwhile(backbone, batch_size, any(
-            entry.path not in hashes.known for entry in listing.entries)) as warming:
+            entry.path not in hashes.known for entry in listing.entries),
+            fast_decode, precision) as warming:
         usable, skipped = _check_and_hash(listing, hashes, max_pixels or DEFAULT_MAX_PIXELS)
-        pending = Pending(listing, usable, bottleneck_dir, backbone)
+        pending = Pending(listing, usable, bottleneck_dir, backbone, fast_decode, precision)
         cache, todo = pending.cache, pending.todo
         if todo:
             digests = [digest for digest, _, _ in todo]
             paths = [path for _, path, _ in todo]
             fallback = [i for i, (_, _, needs_fallback) in enumerate(todo) if needs_fallback]
+            sizes = [pending.sizes[digest] for digest in digests]
             if progress:
                 say_computing(todo, usable, backbone)
             try:
                 compute_bottlenecks(paths, backbone, batch_size,
                                     lambda i, vector: cache.add(digests[i], vector), progress,
-                                    fallback, session=warming.result() if warming else None)
+                                    fallback, session=warming.result() if warming else None,
+                                    sizes=sizes, fast_decode=fast_decode, precision=precision)
             finally:
                 cache.flush()
             pending.record_failures(digests)

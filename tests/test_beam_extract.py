@@ -151,3 +151,54 @@ def test_runner_flags(photos, mobilenet_pb, tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         cli.main(['verify', '--bottleneck_dir', str(tmp_path), '--direct_num_workers=2'])
     assert 'unrecognized arguments: --direct_num_workers=2' in capsys.readouterr().err
+
+
+def test_beam_workers_build_and_decode_as_the_driver(tmp_path, cats_and_dogs, mobilenet_backbone,
+                                                     monkeypatch):
+    """--fast_decode on Beam: the job a worker gets carries the rewriting, fast_decode,
+    precision and each JPEG's size, and its vectors are the in-process run's (one cache).
+    The workers' DoFn runs here on the job's batches, without a pipeline, to stay short."""
+    need_beam()
+    from tfgraft.records import beam_pipeline
+    source = os.path.join(cats_and_dogs, 'train')
+    images = tmp_path / 'images'
+    for name in ('cats', 'dogs'):
+        os.makedirs(images / name)
+        for file_name in sorted(os.listdir(os.path.join(source, name)))[:6]:
+            os.symlink(os.path.join(source, name, file_name), images / name / file_name)
+    specs = []
+
+    def run_in_here(spec, job_dir):
+        specs.append(spec)
+        worker = beam_pipeline.ExtractBatches(spec['backbone'], spec['allow_ops'],
+                                              spec['batch_size'], spec['folder'],
+                                              spec['fast_decode'], spec['precision'])
+        worker.setup()
+        todo = [tuple(item) for item in spec['todo']]
+        for start in range(0, len(todo), spec['batch_size']):
+            list(worker.process(todo[start:start + spec['batch_size']]))
+        worker.teardown()
+        return 0
+
+    monkeypatch.setattr(beam_pipeline, '_run_attempt', run_in_here)
+    beam_dir, local_dir, plain_dir = (str(tmp_path / name) for name in ('beam', 'local', 'plain'))
+    on_beam = beam_pipeline.write_bottlenecks_on_beam(
+        str(images), mobilenet_backbone, beam_dir, 'DirectRunner', batch_size=5, progress=False,
+        fast_decode=True)
+    local = write_bottlenecks(str(images), mobilenet_backbone, local_dir, batch_size=5,
+                              progress=False, fast_decode=True)
+    write_bottlenecks(str(images), mobilenet_backbone, plain_dir, batch_size=5, progress=False)
+    spec, = specs
+    assert spec['fast_decode'] is True and spec['precision'] == 'float32'
+    assert spec['backbone']['rewrite'] == mobilenet_backbone.rewrite_version > 0
+    assert len(spec['todo']) == 12 and all(len(item[3]) == 2 for item in spec['todo'])
+    assert on_beam['fast_decode'] and on_beam['precision'] == 'float32'
+    assert on_beam['fingerprint'] == local['fingerprint']
+    got, expected, plain = ({}, {}, {})
+    for split in ('train', 'validation', 'test'):
+        for folder, found in ((beam_dir, got), (local_dir, expected), (plain_dir, plain)):
+            if reader.read_manifest(folder)['splits'][split]['count']:
+                found.update(by_sha256(folder, split)[1])
+    assert len(got) == len(expected) == 12
+    assert max(np.abs(got[d] - expected[d]).max() for d in expected) <= 1e-5
+    assert max(np.abs(plain[d] - expected[d]).max() for d in expected) > 1e-3   # it was scaled

@@ -39,6 +39,7 @@ def add_arguments(parser):
                         help='run the backbone as an Apache Beam pipeline on this runner; '
                              'further Beam options may follow (default: in this process)')
     flags.add_split_arguments(parser)
+    flags.add_extraction_arguments(parser)
     flags.add_backbone_arguments(parser)
 
 
@@ -56,15 +57,18 @@ def run(args):
     from tfgraft.graphs.errors import GraftError
     from tfgraft.graphs.factory import load_backbone
     from tfgraft.records.extract import write_bottlenecks
+    from tfgraft.graphs.precision import check_precision
     if args.batch_size < 1:
         raise GraftError('--batch_size must be at least 1')
+    check_precision(args.precision)
     extra = list(getattr(args, 'extra_args', None) or [])
     if extra and not args.runner:
         raise GraftError('unrecognized arguments: %s (Beam pipeline options need --runner)'
                          % ' '.join(extra))
     write_on_beam = _beam_writer() if args.runner else None
     backbone = load_backbone(**flags.backbone_settings(args))
-    common = dict(batch_size=args.batch_size, **flags.listing_settings(args))
+    common = dict(batch_size=args.batch_size, fast_decode=args.fast_decode,
+                  precision=args.precision, **flags.listing_settings(args))
     if write_on_beam:
         write_on_beam(args.image_dir, backbone, args.bottleneck_dir, args.runner, extra,
                       allow_ops=args.allow_op, **common)

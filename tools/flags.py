@@ -54,6 +54,25 @@ def add_backbone_arguments(parser):
                        help='for an unknown graph: values of pixels 0 and 255 (default -1 1)')
     group.add_argument('--allow_op', action='append', default=[], metavar='OP',
                        help='allow one more op type in the graph (repeatable; it runs!)')
+    group.add_argument('--exact_graph', action='store_true',
+                       help='run the frozen graph as the file has it; by default it is '
+                            'rewritten for inference when loaded (batch norm and 8-bit '
+                            'weights folded into the convolutions: faster, vectors equal '
+                            'to about 1e-5)')
+
+
+def add_extraction_arguments(parser):
+    parser.add_argument('--fast_decode', action='store_true',
+                        help='decode JPEGs at least twice the input size on both sides at '
+                             '1/2, 1/4 or 1/8 scale (libjpeg DCT scaling), then resize: much '
+                             'faster on large photos, slightly different pixels (a separate '
+                             'cache of vectors)')
+    parser.add_argument('--precision', choices=('float32', 'bfloat16'), default='float32',
+                        help='number format of the backbone (default float32). bfloat16 runs '
+                             'convolutions through oneDNN in bfloat16: faster only on CPUs '
+                             'with AVX-512 BF16 or AMX (refused elsewhere), at the cost of '
+                             'vectors that agree with float32 to 2-3 significant digits only '
+                             '(8-bit mantissa); a separate cache of vectors')
 
 
 def backbone_settings(args):
@@ -61,7 +80,7 @@ def backbone_settings(args):
     return dict(graph=args.graph, network=args.backbone, weights=args.weights, layer=args.layer,
                 allow_ops=args.allow_op, input_tensor=args.input_tensor,
                 bottleneck_tensor=args.bottleneck_tensor, input_size=args.input_size,
-                input_range=args.input_range)
+                input_range=args.input_range, exact_graph=getattr(args, 'exact_graph', False))
 
 
 # ---------------------------------------------------------------- images and splits

@@ -15,6 +15,10 @@ def add_arguments(parser):
                         help='image files or folders of them')
     parser.add_argument('--top_k', type=int, help='classes shown per image (default: 5 or fewer)')
     parser.add_argument('--batch_size', type=int, default=16, help='images per backbone run')
+    parser.add_argument('--exact_graph', action='store_true', default=None,
+                        help='run the frozen graph as the file has it (default: as the '
+                             'bottlenecks were made, rewritten for inference unless they '
+                             'were made with --exact_graph)')
 
 
 def run(args):
@@ -27,7 +31,8 @@ def run(args):
     if args.batch_size < 1:
         raise GraftError('--batch_size must be at least 1')
     top_k = args.top_k or min(5, len(classes))
-    _, results = predict_images(args.model_dir, args.image_path, args.batch_size)
+    _, results = predict_images(args.model_dir, args.image_path, args.batch_size,
+                                args.exact_graph)
     print('\n'.join(top_k_lines(classes, results, top_k)))
     return 0
 

@@ -29,6 +29,7 @@ def add_arguments(parser):
                         help='list every misclassified test image')
     flags.add_export_arguments(parser, defaults=True)
     flags.add_split_arguments(parser)
+    flags.add_extraction_arguments(parser)
     flags.add_training_arguments(parser)
     flags.add_backbone_arguments(parser)
     add_retrain_py_arguments(parser)
@@ -36,6 +37,7 @@ def add_arguments(parser):
 
 def run(args):
     from tfgraft.engine.retrain import retrain
+    from tfgraft.graphs.precision import check_precision
     from tfgraft.tools.retrain_flags import (
         check_retrain_py_flags, set_logging_verbosity, write_retrain_py_saved_model)
     from tfgraft.engine.cluster import task_from_env
@@ -45,10 +47,13 @@ def run(args):
                          'bottlenecks` once, then `tfgraft train` in every task')
     check_retrain_py_flags(args)
     set_logging_verbosity(args.logging_verbosity)
+    check_precision(args.precision)
     settings, training_run = flags.training_settings(args)
+    listing = dict(flags.listing_settings(args), fast_decode=args.fast_decode,
+                   precision=args.precision)
     result = retrain(args.image_dir, flags.backbone_settings(args), args.bottleneck_dir, settings,
                      training_run, args.output_graph, args.output_labels, args.final_tensor_name,
-                     model_dir=args.model_dir, listing_settings=flags.listing_settings(args),
+                     model_dir=args.model_dir, listing_settings=listing,
                      misclassified_report=args.print_misclassified_test_images,
                      intermediate_store_frequency=args.intermediate_store_frequency,
                      intermediate_output_graphs_dir=args.intermediate_output_graphs_dir)
