@@ -93,7 +93,8 @@ def decode_only(card, paths, batch_size, sizes=None):
         return len(paths) / (time.time() - started)
 
 
-def model_only(backbone, count, batch_size):
+def model_only(backbone, count, batch_size, config=None):
+    """The backbone alone, images/s; config: the session's (default: extraction's)."""
     card = backbone.card
     rng = np.random.RandomState(0)
     batch = rng.uniform(-1, 1, [batch_size] + list(card.input_size) + [3]).astype(np.float32)
@@ -102,7 +103,7 @@ def model_only(backbone, count, batch_size):
         images = tf1.Variable(batch, trainable=False)
         bottleneck = tf.reduce_sum(backbone.build(tf.identity(images)))
         initialize = tf1.global_variables_initializer()
-    with tf1.Session(graph=graph, config=session_config()) as sess:    # as extraction runs it
+    with tf1.Session(graph=graph, config=config or session_config()) as sess:
         sess.run(initialize)
         sess.run(bottleneck)
         runs = max(1, count // batch_size)
