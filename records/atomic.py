@@ -2,6 +2,9 @@
 import json
 import os
 import tempfile
+import uuid
+
+from tfgraft.records import storage
 
 
 def _umask():
@@ -26,7 +29,13 @@ def _fsync_dir(folder):
 
 
 def atomic_write(path, write):
-    """Call write(binary_file) on a temp file beside `path`, then rename it over `path`."""
+    """Call write(binary_file) on a temp file beside `path`, then rename it over `path`.
+
+    A URL (tf.io.gfile) gets the same partial name (`.<name>.<random>.tmp`) and
+    tf.io.gfile.rename(overwrite=True); a local file is also fsynced, and its folder."""
+    if storage.is_url(path):
+        _atomic_write_url(path, write)
+        return
     folder = os.path.dirname(os.path.abspath(path))
     fd, temp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
     try:
@@ -43,6 +52,20 @@ def atomic_write(path, write):
     _fsync_dir(folder)
 
 
+def _atomic_write_url(path, write):
+    import tensorflow as tf
+    folder, name = path.rsplit('/', 1)
+    temp = '%s/.%s.%s.tmp' % (folder, name, uuid.uuid4().hex[:8])
+    try:
+        with tf.io.gfile.GFile(temp, 'wb') as handle:
+            write(handle)
+        storage.replace(temp, path)
+    except BaseException:
+        if tf.io.gfile.exists(temp):
+            tf.io.gfile.remove(temp)
+        raise
+
+
 def atomic_write_bytes(path, data):
     atomic_write(path, lambda handle: handle.write(data))
 
@@ -55,8 +78,7 @@ def atomic_write_json(path, value, indent=2):
 
 def read_json(path, default=None):
     try:
-        with open(path, encoding='utf-8') as handle:
-            return json.load(handle)
+        return json.loads(storage.read_text(path))
     except FileNotFoundError:
         return default
     except ValueError:

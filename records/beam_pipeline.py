@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -27,6 +28,7 @@ import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from tfgraft.graphs.errors import GraftError
+from tfgraft.records import storage
 from tfgraft.records.atomic import atomic_write_json
 
 # TensorFlow (and the modules of tfgraft that import it) is imported inside the functions
@@ -264,13 +266,21 @@ def _run_attempt(spec, job_dir):
                 pass
 
 
+def _job_dir(cache):
+    """A local folder for the job file and the log the child process writes: the cache
+    folder, or a new temporary folder when the cache is on a tf.io.gfile URL."""
+    if storage.is_url(cache.folder):
+        return tempfile.mkdtemp(prefix='tfgraft-beam-')
+    os.makedirs(cache.folder, exist_ok=True)
+    return cache.folder
+
+
 def compute_on_beam(pending, backbone, batch_size, runner, beam_args, allow_ops, progress):
     """Vectors of pending.todo into the cache, by Beam pipelines (retried as said above)."""
     from tfgraft.graphs.factory import describe
     from tfgraft.records.extract import warn
     cache, total = pending.cache, len(pending.todo)
-    job_dir = cache.folder
-    os.makedirs(job_dir, exist_ok=True)
+    job_dir = _job_dir(cache)
     log_path = os.path.join(job_dir, LOG_NAME)
     if os.path.exists(log_path):
         os.unlink(log_path)

@@ -8,7 +8,6 @@ second of vectors, or its last finished batch when batches take longer than
 that (a slow backbone), and the next run resumes from there.
 """
 import collections
-import glob
 import hashlib
 import io
 import os
@@ -17,6 +16,7 @@ import uuid
 
 import numpy as np
 
+from tfgraft.records import storage
 from tfgraft.records.atomic import atomic_write, atomic_write_json, read_json
 
 CACHE_DIR_NAME = '.cache'
@@ -65,7 +65,7 @@ class FileHashes:
         self.seen[key] = stamp + [sha256, info.width, info.height, info.fallback, info.format]
 
     def save(self):
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        storage.makedirs(os.path.dirname(self.path))
         atomic_write_json(self.path, self.seen, indent=None)
 
 
@@ -81,12 +81,13 @@ class BottleneckCache:
 
     def load(self):
         """Read every finished chunk; an unreadable chunk is dropped (its images recomputed)."""
-        for path in sorted(glob.glob(os.path.join(self.folder, 'chunk-*.npz'))):
+        for path in storage.glob(self.folder, 'chunk-*.npz'):
             try:
-                with np.load(path, allow_pickle=False) as chunk:
+                source = storage.read_seekable(path) if storage.is_url(path) else path
+                with np.load(source, allow_pickle=False) as chunk:
                     hashes, vectors = chunk['sha256'], chunk['vectors']
             except (OSError, ValueError, KeyError):
-                os.unlink(path)
+                storage.remove(path)
                 continue
             for digest, vector in zip(hashes, vectors):
                 self.vectors[str(digest)] = vector
@@ -107,7 +108,7 @@ class BottleneckCache:
         self.pending = {}
 
     def _write_chunk(self, vectors):
-        os.makedirs(self.folder, exist_ok=True)
+        storage.makedirs(self.folder)
         hashes = np.array(sorted(vectors))
         stacked = np.stack([vectors[d] for d in hashes]).astype(np.float32)
         buffer = io.BytesIO()
@@ -120,13 +121,13 @@ class BottleneckCache:
         """Drop the vectors of images no longer listed, and merge the chunk files into one
         when some hold dropped vectors or there are more than MAX_CHUNKS of them."""
         self.flush()
-        old = glob.glob(os.path.join(self.folder, 'chunk-*.npz'))
+        old = storage.glob(self.folder, 'chunk-*.npz')
         kept = {d: self.vectors[d] for d in keep if d in self.vectors}
         if len(old) <= MAX_CHUNKS and len(kept) == len(self.vectors):
             return
         new = self._write_chunk(kept) if kept else None
         for path in old:
             if path != new:
-                os.unlink(path)
+                storage.remove(path)
         self.vectors = kept
 

@@ -24,7 +24,7 @@ from tfgraft.graphs.errors import GraftError
 from tfgraft.graphs.factory import describe
 from tfgraft.graphs.precision import apply_precision, check_precision
 from tfgraft.graphs.preprocessing import load_preprocessed, preprocess_image
-from tfgraft.records import schema
+from tfgraft.records import schema, storage
 from tfgraft.records.atomic import atomic_write_json, read_json
 from tfgraft.records.cache import BottleneckCache, FileHashes
 from tfgraft.records.decode import DCT_RATIOS, FAST_DECODE_VERSION, dct_scale
@@ -288,7 +288,7 @@ def _check_and_hash(listing, hashes, max_pixels):
         path = os.path.join(listing.image_dir, entry.path)
         try:
             # A file never seen here is opened straight away: its stat comes with the read.
-            status = os.stat(path) if entry.path in hashes.known else None
+            status = storage.stat(path) if entry.path in hashes.known else None
             remembered = status and hashes.remembered(hashes.stamp(status), entry.path)
             if remembered and not too_many_pixels(remembered.width, remembered.height, max_pixels):
                 digest, needs_fallback = remembered.sha256, bool(remembered.fallback)
@@ -374,7 +374,7 @@ def open_listing(image_dir, bottleneck_dir, validation_percentage, testing_perce
     split_rule: 'file_name' or 'retrain_py' (records/listing.py)."""
     listing = list_images(image_dir, validation_percentage, testing_percentage, skip_empty_classes,
                           split_rule)
-    os.makedirs(bottleneck_dir, exist_ok=True)
+    storage.makedirs(bottleneck_dir)
     finish_interrupted_commit(bottleneck_dir)
     return listing, FileHashes(bottleneck_dir)
 
@@ -412,7 +412,7 @@ class Pending:
         for digest in digests:
             if digest not in self.cache.vectors:
                 self.failed[digest] = 'could not be decoded'
-        os.makedirs(self.cache.folder, exist_ok=True)
+        storage.makedirs(self.cache.folder)
         atomic_write_json(self.failed_path, self.failed)
 
 

@@ -23,6 +23,8 @@ import os
 import stat
 import struct
 
+from tfgraft.records import storage
+
 # Pillow's MAX_IMAGE_PIXELS: a 90 MP RGB image is 256 MB decoded.
 DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 IGNORED_NAMES = ('thumbs.db', 'desktop.ini')
@@ -107,30 +109,41 @@ def hash_and_inspect(path, max_pixels=DEFAULT_MAX_PIXELS):
 
 def _examine(path, max_pixels, hashing):
     try:
+        if storage.is_url(path):    # tf.io.gfile (records/storage.py): stat, then read
+            status = storage.stat(path)
+            return _examine_file(status, status.is_file, lambda: storage.read_bytes(path),
+                                 lambda: storage.open_read(path), max_pixels, hashing)
         fd = os.open(path, OPEN_FLAGS)
         try:
             status = os.fstat(fd)
-            if not stat.S_ISREG(status.st_mode):
-                raise SkipImage('not a regular file')
-            if status.st_size == 0:
-                raise SkipImage('empty file')
-            if hashing and status.st_size <= WHOLE_FILE_BYTES:
-                contents = _read_whole(fd, status.st_size)
-                info = _inspect(io.BytesIO(contents), len(contents), max_pixels)
-                return status, hashlib.sha256(contents).hexdigest(), info
-            with os.fdopen(fd, 'rb', closefd=False) as handle:
-                info = _inspect(handle, status.st_size, max_pixels)
-                if not hashing:
-                    return status, None, info
-                digest = hashlib.sha256()
-                handle.seek(0)
-                for chunk in iter(lambda: handle.read(SCAN_CHUNK), b''):
-                    digest.update(chunk)
-                return status, digest.hexdigest(), info
+            return _examine_file(status, stat.S_ISREG(status.st_mode),
+                                 lambda: _read_whole(fd, status.st_size),
+                                 lambda: os.fdopen(fd, 'rb', closefd=False), max_pixels, hashing)
         finally:
             os.close(fd)
     except OSError as error:
         raise SkipImage('unreadable: %s' % (error.strerror or str(error)).lower()) from None
+
+
+def _examine_file(status, regular, read_whole, open_file, max_pixels, hashing):
+    """_examine's checks and reading of one file, given its status and how to read it."""
+    if not regular:
+        raise SkipImage('not a regular file')
+    if status.st_size == 0:
+        raise SkipImage('empty file')
+    if hashing and status.st_size <= WHOLE_FILE_BYTES:
+        contents = read_whole()
+        info = _inspect(io.BytesIO(contents), len(contents), max_pixels)
+        return status, hashlib.sha256(contents).hexdigest(), info
+    with open_file() as handle:
+        info = _inspect(handle, status.st_size, max_pixels)
+        if not hashing:
+            return status, None, info
+        digest = hashlib.sha256()
+        handle.seek(0)
+        for chunk in iter(lambda: handle.read(SCAN_CHUNK), b''):
+            digest.update(chunk)
+        return status, digest.hexdigest(), info
 
 
 def _read_whole(fd, size):
@@ -326,8 +339,9 @@ def fallback_decode(path):
     """
     import numpy as np
     import skimage.io
-    try:
-        image = np.asarray(skimage.io.imread(path))
+    try:     # a URL's bytes are read through tf.io.gfile; imageio reads them from memory
+        source = storage.read_bytes(path) if storage.is_url(path) else path
+        image = np.asarray(skimage.io.imread(source))
     except Exception as error:  # imageio raises many types for a bad file
         raise SkipImage('cannot decode: %s' % str(error).split('\n')[0]) from None
     if image.ndim == 4:

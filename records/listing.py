@@ -22,6 +22,7 @@ import os
 import re
 
 from tfgraft.graphs.errors import GraftError
+from tfgraft.records import storage
 from tfgraft.records.image_check import is_candidate_file
 
 SPLIT_FOLDERS = ('train', 'validation', 'test')
@@ -68,30 +69,30 @@ def retrain_py_split(image_dir, class_folder, file_name, validation_percentage, 
 
 def _retrain_py_files(class_dir):
     """The file names retrain.py's globs find in a class folder (not below it)."""
-    return sorted(name for name in os.listdir(class_dir)
+    return sorted(name for name in storage.listdir(class_dir)
                   if is_candidate_file(name) and name.rsplit('.', 1)[-1] in RETRAIN_PY_EXTENSIONS
-                  and '.' in name and os.path.isfile(os.path.join(class_dir, name)))
+                  and '.' in name and storage.isfile(os.path.join(class_dir, name)))
 
 
 def _files_below(folder):
     """Relative paths of the files below `folder`, sorted; links to folders not followed."""
     found = []
-    for root, dirs, files in os.walk(folder):
+    for root, dirs, files in storage.walk(folder):
         dirs[:] = sorted(d for d in dirs if is_candidate_file(d))
-        below = os.path.relpath(root, folder)
+        below = storage.relative(root, folder)
         prefix = '' if below == os.curdir else below + os.sep
         found.extend(prefix + name for name in files if is_candidate_file(name))
     return sorted(found)
 
 
 def _subfolders(folder):
-    return sorted(name for name in os.listdir(folder)
-                  if is_candidate_file(name) and os.path.isdir(os.path.join(folder, name)))
+    return sorted(name for name in storage.listdir(folder)
+                  if is_candidate_file(name) and storage.isdir(os.path.join(folder, name)))
 
 
 def list_image_files(folder):
     """Every candidate image file below a folder, sorted (for predict on a folder)."""
-    if not os.path.isdir(folder):
+    if not storage.isdir(folder):
         raise GraftError('not a folder: %s' % folder)
     return [os.path.join(folder, rel) for rel in _files_below(folder)
             if rel.lower().endswith(IMAGE_EXTENSIONS)]
@@ -110,7 +111,7 @@ def list_images(image_dir, validation_percentage=10, testing_percentage=10,
     """
     if split_rule not in SPLIT_RULES:
         raise GraftError('unknown split rule %r: use one of %s' % (split_rule, ', '.join(SPLIT_RULES)))
-    if not os.path.isdir(image_dir):
+    if not storage.isdir(image_dir):
         raise GraftError('image folder not found: %s' % image_dir)
     if not 0 <= validation_percentage + testing_percentage < 100 or \
             min(validation_percentage, testing_percentage) < 0:
@@ -144,7 +145,7 @@ def list_images(image_dir, validation_percentage=10, testing_percentage=10,
     for folder, split in split_dirs:
         for name in class_names:
             class_dir = os.path.join(image_dir, folder, name)
-            if not os.path.isdir(class_dir):
+            if not storage.isdir(class_dir):
                 continue
             if retrain_py:
                 for rel in _retrain_py_files(class_dir):
@@ -171,4 +172,4 @@ def list_images(image_dir, validation_percentage=10, testing_percentage=10,
     entries = [ImageEntry(path, label, split)
                for label, name in enumerate(classes)
                for path, split in files_by_class[name]]
-    return ImageList(os.path.abspath(image_dir), classes, entries, skipped, split_rule)
+    return ImageList(storage.absolute(image_dir), classes, entries, skipped, split_rule)

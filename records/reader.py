@@ -16,25 +16,24 @@ import tensorflow as tf
 
 from tfgraft.graphs.errors import GraftError
 from tfgraft.graphs.registry import GraphCard
-from tfgraft.records import schema
+from tfgraft.records import schema, storage
 from tfgraft.records.pipeline import usable_cores, without_autotune
 from tfgraft.records.writer import JOURNAL_NAME, MANIFEST_NAME, finish_interrupted_commit
 
 
 def read_manifest(bottleneck_dir):
     path = os.path.join(bottleneck_dir, MANIFEST_NAME)
-    if os.path.exists(os.path.join(bottleneck_dir, JOURNAL_NAME)):
+    if storage.exists(os.path.join(bottleneck_dir, JOURNAL_NAME)):
         try:
             finish_interrupted_commit(bottleneck_dir)
         except OSError as error:
             raise GraftError('%s holds an interrupted write that cannot be finished (%s); '
                              'run `tfgraft bottlenecks` again' % (bottleneck_dir, error)) from None
-    if not os.path.isfile(path):
+    if not storage.isfile(path):
         raise GraftError('%s holds no bottleneck records (no %s); run `tfgraft bottlenecks` first'
                          % (bottleneck_dir, MANIFEST_NAME))
     try:
-        with open(path, encoding='utf-8') as handle:
-            manifest = json.load(handle)
+        manifest = json.loads(storage.read_text(path))
     except (OSError, ValueError) as error:
         raise GraftError('cannot read %s: %s' % (path, error)) from None
     if not isinstance(manifest, dict):
@@ -57,7 +56,7 @@ def split_files(bottleneck_dir, split, manifest=None):
                          % (bottleneck_dir, split, ', '.join(sorted(manifest['splits']))))
     paths = [os.path.join(bottleneck_dir, name) for name in info['shards']]
     for path in paths:
-        if not os.path.isfile(path):
+        if not storage.isfile(path):
             raise GraftError('shard missing: %s' % path)
     return paths
 

@@ -6,7 +6,6 @@ against the manifest, and the manifest's counts against what the shards hold.
 Problems are one line each and name the file they were found in.
 """
 import collections
-import glob
 import os
 import re
 
@@ -15,7 +14,7 @@ import tensorflow as tf
 from google.protobuf import message
 
 from tfgraft.graphs.errors import GraftError
-from tfgraft.records import schema
+from tfgraft.records import schema, storage
 from tfgraft.records.reader import manifest_card, read_manifest
 from tfgraft.records.writer import LABELS_NAME, MANIFEST_NAME
 
@@ -55,8 +54,7 @@ def _verify(bottleneck_dir):
     for split, info in sorted(manifest['splits'].items()):
         listed.update(info['shards'])
         problems += _split_problems(bottleneck_dir, split, info, manifest)
-    on_disk = {os.path.basename(path) for path in
-               glob.glob(os.path.join(glob.escape(bottleneck_dir), '*.tfrecord'))}
+    on_disk = {os.path.basename(path) for path in storage.glob(bottleneck_dir, '*.tfrecord')}
     problems += ['%s: a shard the manifest does not list' % name for name in sorted(on_disk - listed)]
     return manifest, problems
 
@@ -98,8 +96,7 @@ def _manifest_problems(manifest):
 def _labels_file_problems(bottleneck_dir, classes):
     path = os.path.join(bottleneck_dir, LABELS_NAME)
     try:
-        with open(path, encoding='utf-8') as handle:
-            labels = handle.read().splitlines()
+        labels = storage.read_text(path).splitlines()
     except (OSError, UnicodeDecodeError) as error:
         return ['%s: unreadable: %s' % (LABELS_NAME, error)]
     if labels != classes:
@@ -113,7 +110,7 @@ def _split_problems(bottleneck_dir, split, info, manifest):
     names = []      # the split's shards so far; owners point into it
     for name in info['shards']:
         path = os.path.join(bottleneck_dir, name)
-        if not os.path.isfile(path):
+        if not storage.isfile(path):
             problems.append('%s: shard listed in the manifest is missing' % name)
             readable = False
             continue

@@ -7,12 +7,11 @@ journal exists leaves the previous output untouched (its `.new` files are
 cleared next time); a run killed after it is finished by the next writer or
 reader. Either way the directory always reads as one complete output.
 """
-import glob
 import os
 
 import tensorflow as tf
 
-from tfgraft.records import schema
+from tfgraft.records import schema, storage
 from tfgraft.records.atomic import atomic_write_bytes, atomic_write_json, read_json
 
 JOURNAL_NAME = 'commit.json'
@@ -30,23 +29,22 @@ def finish_interrupted_commit(bottleneck_dir):
     journal_path = os.path.join(bottleneck_dir, JOURNAL_NAME)
     journal = read_json(journal_path)
     if journal is None:
-        folder = glob.escape(bottleneck_dir)
-        leftovers = glob.glob(os.path.join(folder, '*' + NEW_SUFFIX))
-        leftovers += glob.glob(os.path.join(folder, '.*.tmp'))   # from atomic_write
+        leftovers = storage.glob(bottleneck_dir, '*' + NEW_SUFFIX)
+        leftovers += storage.glob(bottleneck_dir, '.*.tmp')   # from atomic_write
         for leftover in leftovers:
-            os.unlink(leftover)
-        if os.path.exists(journal_path):   # unreadable journal: written half, never applied
-            os.unlink(journal_path)
+            storage.remove(leftover)
+        if storage.exists(journal_path):   # unreadable journal: written half, never applied
+            storage.remove(journal_path)
         return False
     for name in journal['files']:
         staged = os.path.join(bottleneck_dir, name + NEW_SUFFIX)
-        if os.path.exists(staged):
-            os.replace(staged, os.path.join(bottleneck_dir, name))
+        if storage.exists(staged):
+            storage.replace(staged, os.path.join(bottleneck_dir, name))
     for name in journal['remove']:
         stale = os.path.join(bottleneck_dir, name)
-        if os.path.exists(stale):
-            os.unlink(stale)
-    os.unlink(journal_path)
+        if storage.exists(stale):
+            storage.remove(stale)
+    storage.remove(journal_path)
     return True
 
 
@@ -54,18 +52,18 @@ def _write_shard(path, examples):
     with tf.io.TFRecordWriter(path) as writer:
         for example in examples:
             writer.write(example)
-    with open(path, 'rb+') as handle:
-        os.fsync(handle.fileno())
+    if not storage.is_url(path):    # a filesystem behind tf.io.gfile syncs on close
+        with open(path, 'rb+') as handle:
+            os.fsync(handle.fileno())
 
 
 def _existing_shards(bottleneck_dir):
-    return {os.path.basename(p) for p in
-            glob.glob(os.path.join(glob.escape(bottleneck_dir), '*-of-*.tfrecord'))}
+    return {os.path.basename(p) for p in storage.glob(bottleneck_dir, '*-of-*.tfrecord')}
 
 
 def write_records(bottleneck_dir, examples_by_split, classes, manifest):
     """Write every split's serialized examples; fills manifest['splits'][s]['shards']."""
-    os.makedirs(bottleneck_dir, exist_ok=True)
+    storage.makedirs(bottleneck_dir)
     finish_interrupted_commit(bottleneck_dir)
     written = []
     for split, examples in examples_by_split.items():

@@ -1,6 +1,6 @@
 """The layer order README.md's architecture section draws, kept by parsing every import.
 
-    base      graphs/errors.py, records/ atomic, pipeline, decode, image_check,
+    base      graphs/errors.py, records/ atomic, storage, pipeline, decode, image_check,
               listing, demo_images, progress: what every layer may use
     backbone  graphs/
     records   records/ (schema, writer, reader, cache, verify, extract)
@@ -19,7 +19,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ('graphs', 'records', 'engine', 'tools')
-BASE = {'graphs.errors', 'records.atomic', 'records.pipeline', 'records.decode',
+BASE = {'graphs.errors', 'records.atomic', 'records.storage', 'records.pipeline', 'records.decode',
         'records.image_check', 'records.listing', 'records.demo_images', 'records.progress'}
 LAYERS = ('base', 'backbone', 'records', 'engine', 'tools')
 FOLDER_LAYER = {'graphs': 'backbone', 'records': 'records', 'engine': 'engine', 'tools': 'tools'}
