@@ -340,7 +340,7 @@ def fallback_decode(path):
     import numpy as np
     import skimage.io
     try:     # a URL's bytes are read through tf.io.gfile; imageio reads them from memory
-        source = storage.read_bytes(path) if storage.is_url(path) else path
+        source = storage.read_seekable(path) if storage.is_url(path) else path
         image = np.asarray(skimage.io.imread(source))
     except Exception as error:  # imageio raises many types for a bad file
         raise SkipImage('cannot decode: %s' % str(error).split('\n')[0]) from None
