@@ -1,5 +1,6 @@
 """Bottleneck extraction on Apache Beam (multi-process DirectRunner) against the in-process
-path, on real photos and the real MobileNet v1 0.25/128 graph."""
+path, on real photos and the real MobileNet v1 0.25/128 graph: the whole cats_and_dogs_filtered
+set (slow), and a 400-photo subset for the kill, retry and reuse checks."""
 import os
 import shutil
 import subprocess
@@ -92,6 +93,29 @@ def test_beam_run_matches_the_in_process_run(in_process, on_beam):
     staged = os.path.join(beam_dir, '.cache')
     assert not [name for _, _, names in os.walk(staged) for name in names
                 if name.startswith('batch-')], 'staging files left behind'
+
+
+@pytest.mark.slow
+def test_beam_on_the_whole_set_matches_the_in_process_run(cats_dogs_records, cats_and_dogs,
+                                                          mobilenet_pb, tmp_path):
+    """All 3000 photos on Beam (2 worker processes) against the session's in-process
+    records of the same set: the same image_sha256 per split, vectors within 1e-5."""
+    need_beam()
+    out = str(tmp_path / 'on_beam')
+    code, stderr = tfgraft('bottlenecks', '--image_dir', cats_and_dogs, '--graph', mobilenet_pb,
+                           '--bottleneck_dir', out, '--runner', 'DirectRunner', *TWO_PROCESSES)
+    assert code == 0, stderr
+    assert 'computing 3000 bottlenecks (0 cached)' in stderr and 'on Beam (DirectRunner)' in stderr
+    for split, count in (('train', 2000), ('validation', 1000)):
+        expected_list, expected = by_sha256(cats_dogs_records, split)
+        got_list, got = by_sha256(out, split)
+        assert len(expected_list) == count
+        assert len(got_list) == len(set(got_list)) == count
+        assert set(got) == set(expected)
+        assert max(np.abs(got[d] - expected[d]).max() for d in expected) <= 1e-5
+    beam_manifest, manifest = reader.read_manifest(out), reader.read_manifest(cats_dogs_records)
+    for key in ('classes', 'splits', 'skipped', 'fingerprint'):
+        assert beam_manifest[key] == manifest[key], key
 
 
 def test_each_path_reuses_the_others_vectors(tmp_path, in_process, on_beam, photos,
