@@ -56,10 +56,8 @@ def mobilenet_backbone(mobilenet_pb):
 @pytest.fixture(scope='session')
 def cats_dogs_records(tmp_path_factory, mobilenet_backbone, cats_and_dogs):
     """Bottleneck records of the whole real cats-vs-dogs set (folder splits), made once."""
-    from tfgraft.records.extract import write_bottlenecks
-    out = str(tmp_path_factory.mktemp('cats_dogs_records'))
-    write_bottlenecks(cats_and_dogs, mobilenet_backbone, out, batch_size=64, progress=False)
-    return out
+    return records_in_new_folder(tmp_path_factory, 'cats_dogs_records', cats_and_dogs,
+                                 mobilenet_backbone)
 
 
 @pytest.fixture(scope='session')
@@ -74,6 +72,34 @@ def cats_dogs_model(tmp_path_factory, cats_dogs_records):
 
 
 # ---------------------------------------------------------------- helpers
+
+def records_in_new_folder(tmp_path_factory, name, image_dir, backbone, batch_size=64):
+    """The in-process bottlenecks job of image_dir into a new temp folder (its path)."""
+    from tfgraft.records.extract import write_bottlenecks
+    out = str(tmp_path_factory.mktemp(name))
+    write_bottlenecks(image_dir, backbone, out, batch_size=batch_size, progress=False)
+    return out
+
+
+def copy_real_photos(cats_and_dogs, per_class, make_dir, copy=os.symlink):
+    """The first per_class photos of each class of train/ and validation/ of the real set:
+    copy(source, target) into the folder make_dir(split, class) makes and returns."""
+    for split in ('train', 'validation'):
+        for name in ('cats', 'dogs'):
+            source = os.path.join(cats_and_dogs, split, name)
+            folder = make_dir(split, name)
+            for file_name in sorted(os.listdir(source))[:per_class]:
+                copy(os.path.join(source, file_name), folder + '/' + file_name)
+
+
+def local_folders(root):
+    """A make_dir for copy_real_photos: root/split/class, made."""
+    def make_dir(split, name):
+        folder = os.path.join(str(root), split, name)
+        os.makedirs(folder)
+        return folder
+    return make_dir
+
 
 def fake_graph(sha='a' * 64, name='fake_net'):
     """A manifest's graph entry for records that no real graph made."""

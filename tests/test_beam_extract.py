@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import copy_real_photos, local_folders, records_in_new_folder
 from tfgraft.records import reader
 from tfgraft.records.extract import write_bottlenecks
 
@@ -29,12 +30,7 @@ def need_beam():
 def photos(tmp_path_factory, cats_and_dogs):
     """PER_CLASS photos of each class in train/ and validation/, linked from the real set."""
     root = tmp_path_factory.mktemp('beam_photos')
-    for split in ('train', 'validation'):
-        for name in ('cats', 'dogs'):
-            source = os.path.join(cats_and_dogs, split, name)
-            os.makedirs(root / split / name)
-            for file_name in sorted(os.listdir(source))[:PER_CLASS]:
-                os.symlink(os.path.join(source, file_name), root / split / name / file_name)
+    copy_real_photos(cats_and_dogs, PER_CLASS, local_folders(root))
     return str(root)
 
 
@@ -47,9 +43,7 @@ def tfgraft(*argv, env=None):
 
 @pytest.fixture(scope='module')
 def in_process(tmp_path_factory, photos, mobilenet_backbone):
-    out = str(tmp_path_factory.mktemp('in_process'))
-    write_bottlenecks(photos, mobilenet_backbone, out, batch_size=32, progress=False)
-    return out
+    return records_in_new_folder(tmp_path_factory, 'in_process', photos, mobilenet_backbone, 32)
 
 
 @pytest.fixture(scope='module')

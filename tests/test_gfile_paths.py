@@ -14,6 +14,7 @@ import uuid
 import numpy as np
 import pytest
 
+from conftest import copy_real_photos, local_folders, records_in_new_folder
 from tfgraft.records import reader, storage
 from tfgraft.records.extract import write_bottlenecks
 
@@ -24,16 +25,6 @@ SPLITS = ('train', 'validation')
 def tf():
     import tensorflow
     return tensorflow
-
-
-def copy_photos(cats_and_dogs, make_dir, copy):
-    """PER_CLASS photos of each class and split of the real set into make_dir's folders."""
-    for split in SPLITS:
-        for name in ('cats', 'dogs'):
-            source = os.path.join(cats_and_dogs, split, name)
-            folder = make_dir(split, name)
-            for file_name in sorted(os.listdir(source))[:PER_CLASS]:
-                copy(os.path.join(source, file_name), folder + '/' + file_name)
 
 
 @pytest.fixture(scope='module')
@@ -55,26 +46,21 @@ def ram_photos(ram_root, cats_and_dogs):
         folder = '%s/photos/%s/%s' % (ram_root, split, name)
         gfile.makedirs(folder)
         return folder
-    copy_photos(cats_and_dogs, make_dir, lambda source, target: gfile.copy(source, target))
+    copy_real_photos(cats_and_dogs, PER_CLASS, make_dir, gfile.copy)
     return ram_root + '/photos'
 
 
 @pytest.fixture(scope='module')
 def local_photos(tmp_path_factory, cats_and_dogs):
     root = tmp_path_factory.mktemp('gfile_photos')
-
-    def make_dir(split, name):
-        os.makedirs(root / split / name)
-        return str(root / split / name)
-    copy_photos(cats_and_dogs, make_dir, os.symlink)
+    copy_real_photos(cats_and_dogs, PER_CLASS, local_folders(root))
     return str(root)
 
 
 @pytest.fixture(scope='module')
 def local_records(tmp_path_factory, local_photos, mobilenet_backbone):
-    out = str(tmp_path_factory.mktemp('gfile_local_records'))
-    write_bottlenecks(local_photos, mobilenet_backbone, out, batch_size=16, progress=False)
-    return out
+    return records_in_new_folder(tmp_path_factory, 'gfile_local_records', local_photos,
+                                 mobilenet_backbone, 16)
 
 
 @pytest.fixture(scope='module')
