@@ -19,6 +19,7 @@ examples:
 With --runner the backbone runs in an Apache Beam pipeline (pip install 'tfgraft[beam]');
 every option after the tfgraft flags that tfgraft does not know is a Beam pipeline
 option (--flink_master=..., --project=..., ...). Same records, same cache.
+Both folders may be URLs that tf.io.gfile knows (gs://bucket/photos, hdfs://...).
 """
 from tfgraft.tools import flags
 
@@ -31,8 +32,11 @@ BEAM_RUNNERS = ('DirectRunner', 'PrismRunner', 'FlinkRunner', 'SparkRunner', 'Da
 
 
 def add_arguments(parser):
-    parser.add_argument('--image_dir', required=True, help='folder of class subfolders of images')
-    parser.add_argument('--bottleneck_dir', required=True, help='where the records go')
+    parser.add_argument('--image_dir', required=True,
+                        help='folder of class subfolders of images (a path, or a URL '
+                             'tf.io.gfile reads: gs://..., hdfs://...)')
+    parser.add_argument('--bottleneck_dir', required=True,
+                        help='where the records go (a path or a tf.io.gfile URL)')
     parser.add_argument('--batch_size', type=int, default=64,
                         help='images per backbone run (default 64)')
     parser.add_argument('--runner', choices=BEAM_RUNNERS,
