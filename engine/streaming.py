@@ -1,6 +1,7 @@
 """input_fns that stream a split from its TFRecord shards, so memory stays flat in its size.
 
-A split larger than --max_in_memory_mb (its vectors as float32) is not loaded:
+A split larger than --max_in_memory_mb (its vectors as float32) is not loaded, nor are
+the splits of a training run whose vectors would together pass it:
 training draws batches from tf.data (shards interleaved in parallel, a shuffle
 buffer of bounded size, repeated), evaluation reads it once in fixed batches.
 Smaller splits keep inputs.py's in-graph path, so their results do not change.
@@ -16,6 +17,7 @@ from tfgraft.records.pipeline import usable_cores, without_autotune
 tf1 = tf.compat.v1
 
 DEFAULT_MAX_IN_MEMORY_MB = 1024
+TRAINING_SPLITS = ('train', 'validation', 'test')   # what `train` reads, the limit on them together
 SHUFFLE_BUFFER_MB = 32        # serialized records held by the training shuffle buffer
 EVAL_BATCH = 1024             # records per run when a split is read once
 INTERLEAVE = 16               # shards read in turns by a training stream
@@ -28,8 +30,11 @@ def split_megabytes(manifest, split):
     return info['count'] * manifest['bottleneck_size'] * 4 / float(1 << 20)
 
 
-def should_stream(manifest, split, max_in_memory_mb):
-    return split_megabytes(manifest, split) > max_in_memory_mb
+def should_stream(manifest, split, max_in_memory_mb, held_with=()):
+    """Whether `split` is streamed: when it and the splits held beside it (held_with)
+    would hold more than the limit together."""
+    held = set(held_with) | {split}
+    return sum(split_megabytes(manifest, name) for name in held) > max_in_memory_mb
 
 
 def _parsed_batches(records, bottleneck_size):
@@ -105,15 +110,21 @@ def stream_pass_input_fn(bottleneck_dir, split, manifest=None, batch_size=EVAL_B
     return input_fn
 
 
-def split_input_fn(bottleneck_dir, split, batch_size, manifest, max_in_memory_mb, seed=0):
+def split_input_fn(bottleneck_dir, split, batch_size, manifest, max_in_memory_mb, seed=0,
+                   held_with=()):
     """records_input_fn below the limit (today's path, same results), a streaming one above.
 
     batch_size None: the whole split for evaluation (one batch in memory, or a pass).
+    held_with: the other splits the same run would hold (training holds train,
+    validation and test at once): the limit is on all of them together.
     """
-    if not should_stream(manifest, split, max_in_memory_mb):
+    if not should_stream(manifest, split, max_in_memory_mb, held_with):
         return records_input_fn(bottleneck_dir, split, batch_size, manifest)
+    held = sorted(set(held_with) | {split})
     print('tfgraft: the %s split (%.1f MiB of vectors) is streamed from its shards '
-          '(over --max_in_memory_mb %g)' % (split, split_megabytes(manifest, split), max_in_memory_mb))
+          '(%s: %.1f MiB together, over --max_in_memory_mb %g)'
+          % (split, split_megabytes(manifest, split), ', '.join(held),
+             sum(split_megabytes(manifest, name) for name in held), max_in_memory_mb))
     if batch_size is None:
         return stream_pass_input_fn(bottleneck_dir, split, manifest)
     return stream_training_input_fn(bottleneck_dir, split, batch_size, manifest, seed)

@@ -25,7 +25,7 @@ class TrainingRun:
     save_checkpoints_steps: int = 500
     keep_checkpoint_max: int = 5
     summaries_dir: str = ''        # default: the model_dir
-    max_in_memory_mb: float = 1024  # a split larger than this is streamed (engine/streaming.py)
+    max_in_memory_mb: float = 1024  # train, validation and test together above it: streamed
     seed: int = 0
 
 
@@ -94,7 +94,7 @@ def train_model(settings, bottleneck_dir, model_dir, run=TrainingRun(), progress
     from tfgraft.engine import cluster
     from tfgraft.engine.estimator import Estimator, RunConfig
     from tfgraft.engine.heads import model_fn
-    from tfgraft.engine.streaming import split_input_fn
+    from tfgraft.engine.streaming import TRAINING_SPLITS, split_input_fn
     from tfgraft.records.verify import check_records_or_raise
     settings = head_settings(**settings)
     check_settings(settings, run)
@@ -112,12 +112,13 @@ def train_model(settings, bottleneck_dir, model_dir, run=TrainingRun(), progress
     params = training_params(settings, manifest, model_dir)
     model_dirs.write_params(model_dir, params)
     counts = {split: info['count'] for split, info in manifest['splits'].items()}
+    held = tuple(split for split in TRAINING_SPLITS if counts.get(split))
     train_fn = split_input_fn(bottleneck_dir, 'train', params['train_batch_size'], manifest,
-                              run.max_in_memory_mb, run.seed)
+                              run.max_in_memory_mb, run.seed, held)
     validation_fn = None
     if counts.get('validation'):
         validation_fn = split_input_fn(bottleneck_dir, 'validation', None, manifest,
-                                       run.max_in_memory_mb)
+                                       run.max_in_memory_mb, held_with=held)
     else:
         print('tfgraft: warning: no validation records; validation accuracy is not measured')
     estimator = Estimator(model_fn, model_dir, params, config)
@@ -131,6 +132,6 @@ def train_model(settings, bottleneck_dir, model_dir, run=TrainingRun(), progress
     test = None
     if counts.get('test'):
         test = estimator.evaluate(split_input_fn(bottleneck_dir, 'test', None, manifest,
-                                                 run.max_in_memory_mb))
+                                                 run.max_in_memory_mb, held_with=held))
         print('Final test accuracy = %.1f%% (N=%d)' % (test['accuracy'] * 100, test['count']))
     return {'train': result, 'test': test, 'params': params}

@@ -11,7 +11,7 @@ from tfgraft.engine import model_dir as model_dirs
 from tfgraft.engine.estimator import Estimator, RunConfig
 from tfgraft.engine.heads import model_fn
 from tfgraft.engine.inputs import records_input_fn
-from tfgraft.engine.streaming import split_megabytes, stream_training_input_fn
+from tfgraft.engine.streaming import should_stream, split_megabytes, stream_training_input_fn
 from tfgraft.records import reader
 from tfgraft.tools.cli import main
 from tfgraft.engine.evaluation import evaluate_model
@@ -104,3 +104,25 @@ def test_a_tiny_limit_streams_and_trains_as_well_on_real_records(cats_dogs_recor
     print('validation accuracy after 1500 steps: %s' % accuracy)
     assert accuracy['streamed'] >= 0.85
     assert abs(accuracy['streamed'] - accuracy['in_memory']) <= 0.02
+
+
+def test_the_limit_is_on_what_training_holds_together(synthetic, tmp_path, capsys):
+    """Each split alone fits under the limit, the three together do not: training holds
+    them all at once, so all three are streamed (memory stays flat at 10x the records)."""
+    manifest = reader.read_manifest(synthetic)
+    sizes = {split: split_megabytes(manifest, split) for split in ('train', 'validation', 'test')}
+    limit = max(sizes.values()) * 1.05
+    assert limit < sum(sizes.values())
+    assert not should_stream(manifest, 'train', limit)
+    assert should_stream(manifest, 'test', limit, held_with=('train', 'validation'))
+    accuracy = {}
+    for name, flags in (('in_memory', []), ('streamed', ['--max_in_memory_mb', '%g' % limit])):
+        model_dir = str(tmp_path / name)
+        assert main(['train', '--bottleneck_dir', synthetic, '--model_dir', model_dir,
+                     '--how_many_training_steps', '200', '--eval_step_interval', '100'] + flags) == 0
+        out = capsys.readouterr().out
+        for split in ('train', 'validation', 'test'):
+            assert ('the %s split' % split in out) == (name == 'streamed'), out
+        accuracy[name] = evaluate_model(model_dir, synthetic, 'validation')['accuracy']
+    assert accuracy['in_memory'] > 0.5          # three classes: chance is 1/3
+    assert abs(accuracy['streamed'] - accuracy['in_memory']) <= 0.05

@@ -145,8 +145,9 @@ def add_training_arguments(parser, prefix='', title='training'):
     flag('summaries_dir',
          help='TensorBoard events go to its train/ and validation/ (default: model_dir)')
     flag('max_in_memory_mb', type=float, default=1024,
-         help='a split whose vectors take more than this many MiB is streamed from its shards '
-              '(tf.data, shuffle buffer) instead of held in memory (default 1024)')
+         help='when the vectors of the train, validation and test splits take more than '
+              'this many MiB together, they are streamed from their shards (tf.data, shuffle '
+              'buffer) instead of held in memory (default 1024)')
     if not prefix:    # finetune's own --seed seeds both stages
         flag('seed', type=int, default=0,
              help='seed of initial weights, batch draws and dropout: the same seed on '
