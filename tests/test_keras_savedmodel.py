@@ -45,24 +45,35 @@ def _teachable_like(library, seed):
     return model, base, pooled
 
 
-def _write(kind, folder):
-    """(SavedModel folder, the backbone's layer names in Keras order, pooled-output model)."""
-    if kind == 'keras2':
-        tf_keras = pytest.importorskip('tf_keras')
-        model, base, pooled = _teachable_like(tf_keras, 5)
-        model.save(folder, save_format='tf')
-    else:
-        model, base, pooled = _teachable_like(keras, 6)
-        if kind == 'keras3_export':
-            model.export(folder, verbose=False)
-        else:
-            tf.saved_model.save(model, folder)
-    return folder, [layer.name for layer in base.layers], pooled
+@pytest.fixture(scope='module')
+def saved_model(tmp_path_factory):
+    """kind -> (SavedModel folder, the backbone application, its pooled-output model), each
+    written once for the module."""
+    made = {}
+
+    def write(kind):
+        if kind not in made:
+            folder = str(tmp_path_factory.mktemp(kind) / 'saved_model')
+            if kind == 'keras2':
+                tf_keras = pytest.importorskip('tf_keras')
+                model, base, pooled = _teachable_like(tf_keras, 5)
+                model.save(folder, save_format='tf')
+            else:
+                model, base, pooled = _teachable_like(keras, 6)
+                if kind == 'keras3_export':
+                    model.export(folder, verbose=False)
+                else:
+                    tf.saved_model.save(model, folder)
+            made[kind] = folder, base, pooled
+        return made[kind]
+    return write
 
 
-@pytest.mark.parametrize('kind', ['keras2', 'keras3_export', 'tf_saved_model'])
-def test_saved_model_folder_gives_the_keras_backbone_vectors(tmp_path, photos, kind):  # noqa: F811
-    folder, names, pooled = _write(kind, str(tmp_path / kind))
+@pytest.mark.parametrize('kind', ['keras2', 'keras3_export',
+                                  pytest.param('tf_saved_model', marks=pytest.mark.slow)])
+def test_saved_model_folder_gives_the_keras_backbone_vectors(saved_model, tmp_path, photos, kind):  # noqa: F811
+    folder, base, pooled = saved_model(kind)
+    names = [layer.name for layer in base.layers]
     before = sorted(os.listdir(folder))
     pb = str(tmp_path / 'backbone.pb')
     assert main(['convert', 'keras', '--model', folder, '--output_graph', pb]) == 0
@@ -79,12 +90,12 @@ def test_saved_model_folder_gives_the_keras_backbone_vectors(tmp_path, photos, k
     assert numbered['block_11_expand'] == names.index('block_11_expand')
 
 
-def test_layer_flag_cuts_a_saved_model_earlier(tmp_path, photos):  # noqa: F811
-    folder, _, pooled = _write('keras3_export', str(tmp_path / 'export'))
+@pytest.mark.slow
+def test_layer_flag_cuts_a_saved_model_earlier(saved_model, tmp_path, photos):  # noqa: F811
+    folder, base, _ = saved_model('keras3_export')
     pb = str(tmp_path / 'block_13.pb')
     card, cut = convert_keras_model(folder, pb, layer='block_13_expand_relu')
     assert cut == 'block_13_expand_relu'
-    base = pooled.layers[0] if isinstance(pooled.layers[0], keras.Model) else pooled
     inner = base.get_layer('block_13_expand_relu').output
     expected = keras.Model(base.inputs, keras.layers.GlobalAveragePooling2D()(inner))
     assert card.bottleneck_size == inner.shape[-1]
