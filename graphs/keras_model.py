@@ -416,11 +416,24 @@ def _declared_input_shape(config):
     return None
 
 
+def keras_model_graph(path, layer=None, input_size=None, preprocessing=None):
+    """(frozen GraphDef of the model's backbone, its card, the cut layer), made in memory."""
+    from tfgraft.graphs.keras_convert import freeze_model
+    model, card, cut = build_backbone(path, layer, input_size, preprocessing)
+    return freeze_model(model, card), card, cut
+
+
+def is_keras_model_path(path):
+    """A Keras model file (.h5, .hdf5, .keras) or a SavedModel folder, by its name or contents."""
+    from tfgraft.graphs.keras_savedmodel import is_saved_model
+    return is_saved_model(path) or (os.path.isfile(path) and
+                                    path.lower().endswith(('.h5', '.hdf5', '.keras')))
+
+
 def convert_keras_model(path, output_pb, layer=None, input_size=None, preprocessing=None):
     """Write `output_pb` (frozen graph of the model's backbone) and its card; return (card, cut layer)."""
     from tfgraft.graphs.frozen import write_frozen_graph
-    from tfgraft.graphs.keras_convert import freeze_model
-    model, card, cut = build_backbone(path, layer, input_size, preprocessing)
+    graph_def, card, cut = keras_model_graph(path, layer, input_size, preprocessing)
     card = dataclasses.replace(card, name=os.path.splitext(os.path.basename(output_pb))[0])
-    write_frozen_graph(freeze_model(model, card), card, output_pb, '%s conversion' % path)
+    write_frozen_graph(graph_def, card, output_pb, '%s conversion' % path)
     return card, cut

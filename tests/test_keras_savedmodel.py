@@ -7,6 +7,7 @@ Keras 2 `model.save('dir')` (tf_keras), Keras 3 `model.export('dir')` and
 `tf.saved_model.save`. The converted graph must give the Keras model's own pooled
 backbone output on real photos.
 """
+import json
 import os
 
 import keras
@@ -15,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 from test_keras_convert import assert_close, photos, run_backbone, tfgraft_inputs  # noqa: F401
-from tfgraft.graphs.frozen import load_frozen_backbone, read_card_file
+from tfgraft.graphs.frozen import load_frozen_backbone, read_card_file, sha256_file
 from tfgraft.graphs.keras_model import convert_keras_model
 from tfgraft.graphs.unfreeze import keras_numbered, list_layers
 from tfgraft.tools.cli import main
@@ -88,6 +89,20 @@ def test_saved_model_folder_gives_the_keras_backbone_vectors(saved_model, tmp_pa
     numbered = dict((layer.name, number)
                     for number, layer in keras_numbered(list_layers(backbone.graph_def, card), card))
     assert numbered['block_11_expand'] == names.index('block_11_expand')
+
+
+def test_inspect_a_saved_model_folder(saved_model, tmp_path, capsys):
+    """`tfgraft inspect DIR` converts in memory: the graph convert writes, same sha256."""
+    folder, base, _ = saved_model('keras2')
+    pb = str(tmp_path / 'backbone.pb')
+    assert main(['convert', 'keras', '--model', folder, '--output_graph', pb]) == 0
+    capsys.readouterr()
+    assert main(['inspect', folder, '--json']) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info['sha256'] == sha256_file(pb)
+    assert info['card']['name'] == 'keras_mobilenetv2' and info['bottleneck']['width'] == 1280
+    printed = {layer['index']: layer['name'] for layer in info['layers']}
+    assert len(printed) == 52 and all(base.layers[i].name == name for i, name in printed.items())
 
 
 @pytest.mark.slow
