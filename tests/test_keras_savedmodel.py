@@ -11,11 +11,12 @@ import json
 import os
 
 import keras
-import numpy as np
 import pytest
 import tensorflow as tf
 
-from test_keras_convert import assert_close, photos, run_backbone, tfgraft_inputs  # noqa: F401
+from test_keras_convert import (  # noqa: F401
+    assert_close, photos, randomize_batch_norms, run_backbone, tfgraft_inputs)
+from test_keras_model import assert_models_refused
 from tfgraft.graphs.frozen import load_frozen_backbone, read_card_file, sha256_file
 from tfgraft.graphs.keras_model import convert_keras_model
 from tfgraft.graphs.unfreeze import keras_numbered, list_layers
@@ -30,12 +31,7 @@ def _teachable_like(library, seed):
     library.utils.set_random_seed(seed)
     base = library.applications.MobileNetV2(alpha=0.35, include_top=False, weights=None,
                                             input_shape=(SIZE, SIZE, 3))
-    rng = np.random.RandomState(seed)
-    for layer in base.layers:
-        if isinstance(layer, library.layers.BatchNormalization):
-            n = layer.moving_mean.shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.uniform(-0.5, 0.5, n),
-                               rng.uniform(-0.1, 0.1, n), rng.uniform(0.05, 0.2, n)])
+    randomize_batch_norms(base, seed)
     pool = library.layers.GlobalAveragePooling2D()
     model = library.Sequential([
         library.Sequential([base, pool]),
@@ -153,8 +149,4 @@ def test_bad_saved_models_are_refused_in_one_line(tmp_path, capsys):
         (not_saved_model, 'is a folder without saved_model.pb'),
         (broken, 'is not a SavedModel'),
     )
-    for path, message in cases:
-        assert main(['convert', 'keras', '--model', path, '--output_graph', out]) == 2, path
-        err = capsys.readouterr().err
-        assert err.count('\n') == 1 and err.startswith('tfgraft: error: ') and message in err, err
-    assert not os.path.exists(out)
+    assert_models_refused(capsys, cases, out)
