@@ -34,7 +34,9 @@ setup(
         'beam': ['apache-beam'],
         # tensorboard: the tests parse evaluate --projector's config with TensorBoard's own
         # ProjectorConfig proto (tensorflow no longer installs tensorboard).
-        'test': ['pytest', 'tensorboard'],
+        # tf_keras: the tests write a Keras 2 SavedModel folder (keras_metadata.pb) as users'
+        # model.save('dir') did; tfgraft reads such folders without it.
+        'test': ['pytest', 'tensorboard', 'tf_keras'],
     },
     entry_points={'console_scripts': ['tfgraft = tfgraft.tools.cli:main']},
 )

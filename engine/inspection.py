@@ -1,4 +1,5 @@
-"""`tfgraft inspect PATH`: what tfgraft makes of a graph file, a bottleneck dir or a model_dir.
+"""`tfgraft inspect PATH`: what tfgraft makes of a graph file, a Keras model (file or SavedModel
+folder, converted in memory as `tfgraft convert keras --model` would), a bottleneck dir or a model_dir.
 
 A bottleneck dir or a model_dir is described through the backbone its manifest
 or params.json names (its sha256 checked), with what the folder itself holds.
@@ -29,13 +30,32 @@ def inspect_path(path, allow_ops=()):
         info['model'] = '%s: head %s, %d classes (%s)' % (
             path, params['head'], len(params['classes']), ', '.join(params['classes'][:10]))
         return info
+    from tfgraft.graphs.keras_model import is_keras_model_path
+    if is_keras_model_path(path):
+        return _describe_keras_model(path, allow_ops)
     if os.path.isfile(path) and path.endswith('.pb'):
         from tfgraft.graphs.frozen import load_frozen_backbone
         return _describe_backbone(load_frozen_backbone(path, allow_ops))
     if not os.path.exists(path):
         raise GraftError('no such file or folder: %s' % path)
-    raise GraftError('%s is not a frozen graph (.pb), a bottleneck dir (manifest.json) or a '
-                     'model_dir (params.json)' % path)
+    raise GraftError('%s is not a frozen graph (.pb), a Keras model (.h5, .keras, SavedModel '
+                     'folder), a bottleneck dir (manifest.json) or a model_dir (params.json)' % path)
+
+
+def _describe_keras_model(path, allow_ops):
+    """The backbone `tfgraft convert keras --model PATH` would write, converted in memory
+    (nothing is written beside the user's file); sha256 is that of the graph it would write."""
+    import hashlib
+    from tfgraft.graphs.frozen import FrozenGraphBackbone, check_card
+    from tfgraft.graphs.keras_model import keras_model_graph
+    from tfgraft.graphs.safety import check_graph_ops
+    graph_def, card, cut = keras_model_graph(path)
+    check_graph_ops(graph_def, allow_ops, source='%s conversion' % path)
+    measured = check_card(graph_def, card, path)
+    sha256 = hashlib.sha256(graph_def.SerializeToString(deterministic=True)).hexdigest()
+    how = 'converted in memory from the Keras model, cut after layer %s' % cut
+    return inspection.describe_frozen(FrozenGraphBackbone(graph_def, card, sha256, path, how, measured),
+                                      graph_def)
 
 
 def _describe_backbone(backbone):

@@ -1,11 +1,13 @@
 """A user's whole Keras model file -> its pretrained backbone as a frozen graph + card.
 
-Reads a Keras 2 `.h5` from model.save (Teachable Machine exports included) or a
-Keras 3 `.keras` file. Nothing from the file runs: its config JSON is read here,
+Reads a Keras 2 `.h5` from model.save (Teachable Machine exports included), a
+Keras 3 `.keras` file, or a SavedModel folder (graphs/keras_savedmodel.py gives
+its config and weights). Nothing from the file runs: its config JSON is read here,
 every layer is rebuilt from the known classes of graphs/keras_layers.py (nested
 Sequential / Functional models are flattened into one graph), and the weights
 are copied in by layer name (h5py for .h5; for .keras, Keras's own loader with
-safe_mode=True, only after the whole config passed the same check).
+safe_mode=True, only after the whole config passed the same check; for a
+SavedModel, TensorFlow's checkpoint reader).
 
 The backbone ends at the last global pooling layer before the first Dense or
 Flatten (the user's head), or at the last 4-D output before it, average-pooled;
@@ -163,11 +165,21 @@ class _Flattener:
         return output
 
 
+def read_model(path):
+    """(model config dict, kind, weights by layer or None) of a Keras 2 .h5 full model, a Keras 3
+    .keras file or a SavedModel folder (whose weights come with it: graphs/keras_savedmodel.py)."""
+    from tfgraft.graphs.keras_savedmodel import is_saved_model, read_saved_model_folder
+    if is_saved_model(path):
+        config, weights = read_saved_model_folder(path)
+        return config, 'savedmodel', weights
+    return read_model_config(path) + (None,)
+
+
 def read_model_config(path):
     """(model config dict, kind) of a Keras 2 .h5 full model or a Keras 3 .keras file."""
     if os.path.isdir(path):
-        raise GraftError('%s is a folder (a SavedModel?); tfgraft reads Keras model files: save the '
-                         "model with model.save('model.keras') or model.save('model.h5')" % path)
+        raise GraftError('%s is a folder without saved_model.pb; tfgraft reads Keras model files '
+                         '(.h5, .keras) and SavedModel folders' % path)
     if not os.path.isfile(path):
         raise GraftError('Keras model file not found: %s' % path)
     if zipfile.is_zipfile(path):
@@ -290,7 +302,8 @@ def _copy_weights(leaf, found):
         variable.assign(array)
 
 
-def _application(names):
+def application_of(names):
+    """(application, preprocess_input mode) whose layer names are all among `names`, or Nones."""
     for application, signature, mode in APPLICATION_SIGNATURES:
         if signature <= names:
             return application, mode
@@ -332,7 +345,7 @@ def _numbering(leaves, cut):
 def build_backbone(path, layer=None, input_size=None, preprocessing=None):
     """(Keras model images -> bottleneck, card fields, weights check) for a user's model file."""
     import keras
-    config, kind = read_model_config(path)
+    config, kind, saved_weights = read_model(path)
     if config.get('class_name') not in CONTAINERS:
         raise GraftError('%s holds a %s, not a Keras model' % (path, config.get('class_name')))
     flattener = _Flattener()
@@ -362,14 +375,16 @@ def build_backbone(path, layer=None, input_size=None, preprocessing=None):
         raise GraftError('layer %s gives shape %s; a bottleneck is 4-D (pooled) or 2-D'
                          % (leaves[cut].name, list(output.shape)))
     model = keras.Model(images, output)
-    weights = (h5_layer_weights(path, {leaf.name for leaf in leaves}) if kind == 'h5'
-               else keras_file_weights(path))
+    if kind == 'h5':
+        weights = h5_layer_weights(path, {leaf.name for leaf in leaves})
+    else:
+        weights = saved_weights if kind == 'savedmodel' else keras_file_weights(path)
     used = {layer.name for layer in model.layers}
     for leaf in leaves[:cut + 1]:
         if leaf.layer is not None and keras_name(leaf.name) in used:
             _copy_weights(leaf, weights.get(leaf.name))
     names = {leaf.name for leaf in leaves[:cut + 1]}
-    application, mode = _application(names)
+    application, mode = application_of(names)
     if preprocessing:
         mode = preprocessing
     if mode is None:
@@ -401,11 +416,24 @@ def _declared_input_shape(config):
     return None
 
 
+def keras_model_graph(path, layer=None, input_size=None, preprocessing=None):
+    """(frozen GraphDef of the model's backbone, its card, the cut layer), made in memory."""
+    from tfgraft.graphs.keras_convert import freeze_model
+    model, card, cut = build_backbone(path, layer, input_size, preprocessing)
+    return freeze_model(model, card), card, cut
+
+
+def is_keras_model_path(path):
+    """A Keras model file (.h5, .hdf5, .keras) or a SavedModel folder, by its name or contents."""
+    from tfgraft.graphs.keras_savedmodel import is_saved_model
+    return is_saved_model(path) or (os.path.isfile(path) and
+                                    path.lower().endswith(('.h5', '.hdf5', '.keras')))
+
+
 def convert_keras_model(path, output_pb, layer=None, input_size=None, preprocessing=None):
     """Write `output_pb` (frozen graph of the model's backbone) and its card; return (card, cut layer)."""
     from tfgraft.graphs.frozen import write_frozen_graph
-    from tfgraft.graphs.keras_convert import freeze_model
-    model, card, cut = build_backbone(path, layer, input_size, preprocessing)
+    graph_def, card, cut = keras_model_graph(path, layer, input_size, preprocessing)
     card = dataclasses.replace(card, name=os.path.splitext(os.path.basename(output_pb))[0])
-    write_frozen_graph(freeze_model(model, card), card, output_pb, '%s conversion' % path)
+    write_frozen_graph(graph_def, card, output_pb, '%s conversion' % path)
     return card, cut

@@ -29,6 +29,7 @@ trains like any weight; fold_to_frozen writes trained ones back as float Consts.
 import collections
 import dataclasses
 import heapq
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -263,6 +264,20 @@ def _endpoints(index, card):
     return roots, None
 
 
+# Grappler's constant folding renames a folded node `<name>/_<n>__cf__<n>`.
+_FOLDED_SUFFIX = re.compile(r'/_\d+__cf__\d+$')
+
+
+def layer_scope(weights_name):
+    """The layer's name from its weights' node: `MobilenetV1/Conv2d_0/weights` and the
+    8-bit graphs' folded `MobilenetV1/Conv2d_0/weights/read/_82__cf__82` both give
+    `MobilenetV1/Conv2d_0`."""
+    name = _FOLDED_SUFFIX.sub('', weights_name)
+    if name.endswith('/read'):
+        name = name[:-len('/read')]
+    return name.rsplit('/', 1)[0]
+
+
 def list_layers(graph_def, card=None):
     """The layers between the card's input and bottleneck, numbered from the input.
 
@@ -301,8 +316,7 @@ def list_layers(graph_def, card=None):
     layers = []
     for number, name in enumerate(weighted):
         node = index.nodes[name]
-        weights = index.source(_data_inputs(node)[1]).name
-        scope = weights.rsplit('/', 1)[0]
+        scope = layer_scope(index.source(_data_inputs(node)[1]).name)
         consts = sorted(params[number], key=index.position.get)
         layers.append(Layer(number, scope, node.op, name,
                             tuple((c, roles.role(c)) for c in consts)))

@@ -57,10 +57,11 @@ def keras_inputs(photos, card, application):
 
 
 def randomize_batch_norms(model, seed):
-    """Distinct gamma/beta/mean/variance everywhere, so no role mix-up goes unseen."""
+    """Distinct gamma/beta/mean/variance everywhere, so no role mix-up goes unseen
+    (Keras 3 or tf_keras models alike)."""
     rng = np.random.RandomState(seed)
     for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
+        if type(layer).__name__ == 'BatchNormalization':
             n = layer.moving_mean.shape[0]
             layer.set_weights([rng.uniform(0.5, 1.5, n), rng.uniform(-0.5, 0.5, n),
                                rng.uniform(-0.1, 0.1, n), rng.uniform(0.05, 0.2, n)])

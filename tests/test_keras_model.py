@@ -147,6 +147,15 @@ def _write_keras2_h5(path, layers, weights=None):
                 layer.create_dataset('%s/%s:0' % (name, key), data=array)
 
 
+def assert_models_refused(capsys, cases, out):
+    """Each (model path, message): `convert keras --model` fails in one line naming it."""
+    for path, message in cases:
+        assert main(['convert', 'keras', '--model', path, '--output_graph', out]) == 2, path
+        err = capsys.readouterr().err
+        assert err.count('\n') == 1 and err.startswith('tfgraft: error: ') and message in err, err
+    assert not os.path.exists(out)
+
+
 INPUT = {'class_name': 'InputLayer', 'config': {'batch_input_shape': [None, 32, 32, 3], 'name': 'in'}}
 
 
@@ -184,11 +193,7 @@ def test_bad_model_files_are_refused_in_one_line(tmp_path, capsys):
         (str(tmp_path), 'is a folder'),
         (str(tmp_path / 'missing.h5'), 'not found'),
     )
-    for path, message in cases:
-        assert main(['convert', 'keras', '--model', path, '--output_graph', out]) == 2, path
-        err = capsys.readouterr().err
-        assert err.count('\n') == 1 and err.startswith('tfgraft: error: ') and message in err, err
-    assert not os.path.exists(out)
+    assert_models_refused(capsys, cases, out)
     # With the preprocessing given, the unknown CNN converts.
     assert main(['convert', 'keras', '--model', unknown, '--preprocessing', 'caffe',
                  '--output_graph', out]) == 0

@@ -95,3 +95,19 @@ def test_quantized_layers_train_and_fold_back(quantized, photos):  # noqa: F811
             refolded = sess.run(output).reshape(len(batch), -1)
     assert_close(refolded, trained, 1e-5)
     assert np.abs(refolded - frozen).max() > 1e-3    # the fold holds the trained values
+
+
+def test_quantized_layers_are_named_as_the_float_graphs_are(quantized):
+    """The 8-bit graphs' weights are folded nodes (`.../weights/read/_82__cf__82`); their
+    layers still take the float graph's names, so --fine_tune_from works on both."""
+    from tfgraft.graphs.unfreeze import first_tuned_layer
+    float_pb = load_frozen_backbone(need_asset('mobilenet_v1_0.25_224', 'frozen_graph.pb'))
+    float_names = [layer.name for layer in list_layers(float_pb.graph_def, float_pb.card)]
+    assert len(float_names) == 27 and float_names[0] == 'MobilenetV1/Conv2d_0'
+    for backbone in (quantized, load_frozen_backbone(
+            need_asset('mobilenet_v1_0.75_224', 'quantized_graph.pb'))):
+        layers = list_layers(backbone.graph_def, backbone.card)
+        assert [layer.name for layer in layers] == float_names
+        assert first_tuned_layer(layers, fine_tune_from='MobilenetV1/Conv2d_11_pointwise') == 22
+    assert first_tuned_layer(list_layers(float_pb.graph_def, float_pb.card),
+                             fine_tune_from='MobilenetV1/Conv2d_11_pointwise') == 22

@@ -9,8 +9,8 @@ modes:
              sidecar card, for --graph
   keras      a keras.applications network (--application), or a user's whole Keras model
              file (--model: a Keras 2 .h5 from model.save, Teachable Machine exports
-             included, or a Keras 3 .keras) cut at its pretrained backbone -> a frozen
-             GraphDef and its sidecar card
+             included, a Keras 3 .keras, or a SavedModel folder) cut at its pretrained
+             backbone -> a frozen GraphDef and its sidecar card
 
 The .h5 file must keep the layer names: a Keras weights file as published, or
 model.save('model.h5'). Keras 3 .weights.h5 files number their layers instead.
@@ -31,7 +31,10 @@ examples:
 in by layer name. The backbone ends at the pooled output before the user's head
 (the first Dense or Flatten), or at --layer NAME (average-pooled if 4-D). The card
 lists the backbone's layers in Keras's order: `tfgraft finetune --fine_tune_at K`
-then means Keras layer K, as in base_model.layers[K:].
+then means Keras layer K, as in base_model.layers[K:]. A SavedModel folder runs
+nothing either: its serving signature's ops are checked, its weights read by
+variable name, its config taken from keras_metadata.pb (Keras 2), else its layers
+must be a known application (MobileNetV2, InceptionV3, ResNet50, VGG16).
 """
 from tfgraft.tools import flags
 
@@ -56,7 +59,8 @@ def add_arguments(parser):
     keras = modes.add_parser('keras', help='Keras application or model file -> frozen GraphDef + card')
     source = keras.add_mutually_exclusive_group(required=True)
     source.add_argument('--application', help='e.g. MobileNetV2, ResNet50')
-    source.add_argument('--model', help="a whole Keras model file: .h5 (Keras 2 model.save) or .keras")
+    source.add_argument('--model', help="a whole Keras model: .h5 (Keras 2 model.save), .keras, or a "
+                                     "SavedModel folder")
     keras.add_argument('--layer', help='--model: the backbone\'s last layer (default: the pooled '
                                        'output before the head)')
     keras.add_argument('--preprocessing', choices=('tf', 'caffe'),
