@@ -90,17 +90,27 @@ def test_evaluate_streamed_reports_what_the_loaded_split_reports(synthetic, tmp_
     assert written['confusion_matrix'] == loaded['confusion_matrix']
 
 
-def test_a_tiny_limit_streams_and_trains_as_well_on_real_records(cats_dogs_records, tmp_path, capsys):
-    manifest = reader.read_manifest(cats_dogs_records)
-    limit = split_megabytes(manifest, 'train') / 4
-    accuracy = {}
+def train_in_memory_and_streamed(records, tmp_path, capsys, limit, steps):
+    """`tfgraft train` with the default limit, then with `limit`:
+    {'in_memory' | 'streamed': (what it printed, validation accuracy)}."""
+    runs = {}
     for name, flags in (('in_memory', []), ('streamed', ['--max_in_memory_mb', '%g' % limit])):
         model_dir = str(tmp_path / name)
-        assert main(['train', '--bottleneck_dir', cats_dogs_records, '--model_dir', model_dir,
-                     '--how_many_training_steps', '1500', '--eval_step_interval', '500'] + flags) == 0
-        out = capsys.readouterr().out
+        assert main(['train', '--bottleneck_dir', records, '--model_dir', model_dir,
+                     '--how_many_training_steps', str(steps),
+                     '--eval_step_interval', str(steps // 3)] + flags) == 0
+        runs[name] = (capsys.readouterr().out,
+                      evaluate_model(model_dir, records, 'validation')['accuracy'])
+    return runs
+
+
+def test_a_tiny_limit_streams_and_trains_as_well_on_real_records(cats_dogs_records, tmp_path, capsys):
+    manifest = reader.read_manifest(cats_dogs_records)
+    runs = train_in_memory_and_streamed(cats_dogs_records, tmp_path, capsys,
+                                        split_megabytes(manifest, 'train') / 4, 1500)
+    for name, (out, _) in runs.items():
         assert ('the train split' in out and 'is streamed' in out) == (name == 'streamed')
-        accuracy[name] = evaluate_model(model_dir, cats_dogs_records, 'validation')['accuracy']
+    accuracy = {name: value for name, (_, value) in runs.items()}
     print('validation accuracy after 1500 steps: %s' % accuracy)
     assert accuracy['streamed'] >= 0.85
     assert abs(accuracy['streamed'] - accuracy['in_memory']) <= 0.02
@@ -115,14 +125,11 @@ def test_the_limit_is_on_what_training_holds_together(synthetic, tmp_path, capsy
     assert limit < sum(sizes.values())
     assert not should_stream(manifest, 'train', limit)
     assert should_stream(manifest, 'test', limit, held_with=('train', 'validation'))
-    accuracy = {}
-    for name, flags in (('in_memory', []), ('streamed', ['--max_in_memory_mb', '%g' % limit])):
-        model_dir = str(tmp_path / name)
-        assert main(['train', '--bottleneck_dir', synthetic, '--model_dir', model_dir,
-                     '--how_many_training_steps', '200', '--eval_step_interval', '100'] + flags) == 0
-        out = capsys.readouterr().out
+    runs = train_in_memory_and_streamed(synthetic, tmp_path, capsys, limit, 300)
+    for name, (out, _) in runs.items():
         for split in ('train', 'validation', 'test'):
             assert ('the %s split' % split in out) == (name == 'streamed'), out
-        accuracy[name] = evaluate_model(model_dir, synthetic, 'validation')['accuracy']
-    assert accuracy['in_memory'] > 0.5          # three classes: chance is 1/3
-    assert abs(accuracy['streamed'] - accuracy['in_memory']) <= 0.05
+    assert runs['in_memory'][1] > 0.5          # three classes: chance is 1/3
+    # 150 validation records of overlapping clusters (about 70% separable): two runs that
+    # draw their batches differently differ by a few records, about 0.04 (one sigma) apart
+    assert abs(runs['streamed'][1] - runs['in_memory'][1]) <= 0.1
