@@ -54,8 +54,10 @@ def _describe_keras_model(path, allow_ops):
     measured = check_card(graph_def, card, path)
     sha256 = hashlib.sha256(graph_def.SerializeToString(deterministic=True)).hexdigest()
     how = 'converted in memory from the Keras model, cut after layer %s' % cut
-    return inspection.describe_frozen(FrozenGraphBackbone(graph_def, card, sha256, path, how, measured),
+    info = inspection.describe_frozen(FrozenGraphBackbone(graph_def, card, sha256, path, how, measured),
                                       graph_def)
+    info['sha256_of'] = ' (of the graph `convert keras --model` writes, not of the file)'
+    return info
 
 
 def _describe_backbone(backbone):

@@ -70,7 +70,8 @@ def _preprocessing_text(card):
 
 def format_description(info):
     """The description as the lines `tfgraft inspect` prints."""
-    lines = ['file:        %s' % info['path'], 'sha256:      %s' % info['sha256']]
+    lines = ['file:        %s' % info['path'],
+             'sha256:      %s%s' % (info['sha256'], info.get('sha256_of', ''))]
     if 'nodes' in info:
         ops = ', '.join('%s %d' % item for item in info['ops'].items())
         lines.append('nodes:       %d (%s)' % (info['nodes'], ops))

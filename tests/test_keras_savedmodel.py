@@ -99,6 +99,8 @@ def test_inspect_a_saved_model_folder(saved_model, tmp_path, capsys):
     assert info['card']['name'] == 'keras_mobilenetv2' and info['bottleneck']['width'] == 1280
     printed = {layer['index']: layer['name'] for layer in info['layers']}
     assert len(printed) == 52 and all(base.layers[i].name == name for i, name in printed.items())
+    assert main(['inspect', folder]) == 0       # the text says whose sha256 it is
+    assert 'sha256:      %s (of the graph' % sha256_file(pb) in capsys.readouterr().out
 
 
 @pytest.mark.slow
