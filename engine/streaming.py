@@ -30,11 +30,15 @@ def split_megabytes(manifest, split):
     return info['count'] * manifest['bottleneck_size'] * 4 / float(1 << 20)
 
 
+def held_megabytes(manifest, splits):
+    """What the in-graph path would hold of all of `splits` (each counted once), in MiB."""
+    return sum(split_megabytes(manifest, name) for name in set(splits))
+
+
 def should_stream(manifest, split, max_in_memory_mb, held_with=()):
     """Whether `split` is streamed: when it and the splits held beside it (held_with)
     would hold more than the limit together."""
-    held = set(held_with) | {split}
-    return sum(split_megabytes(manifest, name) for name in held) > max_in_memory_mb
+    return held_megabytes(manifest, (split,) + tuple(held_with)) > max_in_memory_mb
 
 
 def _parsed_batches(records, bottleneck_size):
@@ -124,7 +128,7 @@ def split_input_fn(bottleneck_dir, split, batch_size, manifest, max_in_memory_mb
     print('tfgraft: the %s split (%.1f MiB of vectors) is streamed from its shards '
           '(%s: %.1f MiB together, over --max_in_memory_mb %g)'
           % (split, split_megabytes(manifest, split), ', '.join(held),
-             sum(split_megabytes(manifest, name) for name in held), max_in_memory_mb))
+             held_megabytes(manifest, held), max_in_memory_mb))
     if batch_size is None:
         return stream_pass_input_fn(bottleneck_dir, split, manifest)
     return stream_training_input_fn(bottleneck_dir, split, batch_size, manifest, seed)
