@@ -61,8 +61,8 @@ def _atomic_write_url(path, write):
             write(handle)
         storage.replace(temp, path)
     except BaseException:
-        if tf.io.gfile.exists(temp):
-            tf.io.gfile.remove(temp)
+        if storage.exists(temp):
+            storage.remove(temp)
         raise
 
 
